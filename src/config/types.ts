@@ -20,6 +20,8 @@ export interface NodeOverrides {
 export interface SvcflowConfig {
   bridge: string;
   gatewayInterface: string;
+  /** the host's name for the uplink NIC (checksum offload is turned off on it) */
+  uplinkInterface: string;
   gatewayPort: number;
   uplinkPort: number;
   /** NodePort traffic is DNATed to this address before load balancing. */
@@ -58,6 +60,7 @@ export interface NodeDataplane {
   nodeName: string;
   bridge: string;
   gatewayInterface: string;
+  uplinkInterface: string;
   mainIP: string;
   /** every node address, main first */
   nodeIPs: string[];

@@ -1,0 +1,60 @@
+// IPv4 helpers on plain numbers: parsing, CIDR membership, formatting.
+
+const OCTET = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)$/;
+
+export function isIPv4(s: unknown): s is string {
+  if (typeof s !== 'string') return false;
+  const parts = s.split('.');
+  return parts.length === 4 && parts.every((p) => OCTET.test(p));
+}
+
+export function ipToInt(ip: string): number {
+  const p = ip.split('.');
+  return ((+p[0] << 24) | (+p[1] << 16) | (+p[2] << 8) | +p[3]) >>> 0;
+}
+
+export function intToIp(n: number): string {
+  return [n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255].join('.');
+}
+
+export interface Cidr {
+  network: number;
+  prefix: number;
+}
+
+export function parseCidr(s: unknown): Cidr | undefined {
+  if (typeof s !== 'string') return undefined;
+  const [ip, len, extra] = s.split('/');
+  if (extra !== undefined || !isIPv4(ip) || !/^\d{1,2}$/.test(len ?? '')) return undefined;
+  const prefix = Number(len);
+  if (prefix > 32) return undefined;
+  return { network: (ipToInt(ip) & prefixMask(prefix)) >>> 0, prefix };
+}
+
+export function prefixMask(prefix: number): number {
+  return prefix === 0 ? 0 : (0xffffffff << (32 - prefix)) >>> 0;
+}
+
+export function cidrContains(c: Cidr, ip: string): boolean {
+  return ((ipToInt(ip) & prefixMask(c.prefix)) >>> 0) === c.network;
+}
+
+export function formatCidr(c: Cidr): string {
+  return `${intToIp(c.network)}/${c.prefix}`;
+}
+
+/** The n-th address of a CIDR (n=1 is the first host address, the gateway by convention). */
+export function nthAddress(c: Cidr, n: number): string {
+  return intToIp((c.network + n) >>> 0);
+}
+
+export function isMAC(s: unknown): s is string {
+  return typeof s === 'string' && /^([0-9a-f]{2}:){5}[0-9a-f]{2}$/i.test(s);
+}
+
+/** A locally administered MAC derived from an IPv4 address: 0a:58:a.b.c.d (deterministic). */
+export function macFromIp(prefixByte: number, ip: string): string {
+  const n = ipToInt(ip);
+  const bytes = [0x0a, prefixByte, n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255];
+  return bytes.map((b) => b.toString(16).padStart(2, '0')).join(':');
+}
