@@ -251,6 +251,7 @@ function parseEndpointSlice(o: Obj, reject: (r: Omit<Rejection, 'kind' | 'name' 
       serving,
       terminating,
       targetPod: tr ? `${tr.namespace ?? namespace}/${tr.name}` : undefined,
+      index: i,
     });
   });
   return { namespace: namespace!, name, serviceName, ports, endpoints };
@@ -343,12 +344,12 @@ function crossCheck(state: ClusterState, rejections: Rejection[]): void {
   // An endpoint on a known node must be one of its pods (pod CIDR) or the node itself.
   const nodes = new Map(state.nodes.map((n) => [n.name, n]));
   for (const slice of state.endpointSlices) {
-    slice.endpoints = slice.endpoints.filter((e, i) => {
+    slice.endpoints = slice.endpoints.filter((e) => {
       const node = e.nodeName ? nodes.get(e.nodeName) : undefined;
       if (!node) return true;
       const cidr = node.podCIDR ? parseCidr(node.podCIDR) : undefined;
       if (node.addresses.includes(e.ip) || (cidr && cidrContains(cidr, e.ip)) || !cidr) return true;
-      rejections.push({ kind: 'EndpointSlice', namespace: slice.namespace, name: slice.name, field: `endpoints[${i}].addresses[0]`, reason: `${e.ip} is neither in node ${node.name}'s pod CIDR ${node.podCIDR} nor one of its addresses` });
+      rejections.push({ kind: 'EndpointSlice', namespace: slice.namespace, name: slice.name, field: `endpoints[${e.index ?? '?'}].addresses[0]`, reason: `${e.ip} is neither in node ${node.name}'s pod CIDR ${node.podCIDR} nor one of its addresses` });
       return false;
     });
   }

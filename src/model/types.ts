@@ -49,6 +49,8 @@ export interface EndpointAddress {
   terminating: boolean;
   /** namespace/name of the backing Pod, when the slice names one */
   targetPod?: string;
+  /** position in the slice's endpoints list, for error messages */
+  index?: number;
 }
 
 export interface EndpointSliceInfo {
