@@ -29,7 +29,7 @@ export function parseCidr(cidr: string): Cidr {
 export function cidrContains(cidr: string, ip: string): boolean {
   const c = parseCidr(cidr);
   const mask = c.prefixLength === 0 ? 0 : (0xffffffff << (32 - c.prefixLength)) >>> 0;
-  return ((parseIPv4(ip) & mask) >>> 0) === c.base;
+  return (parseIPv4(ip) & mask) >>> 0 === c.base;
 }
 
 export function prefixLength(cidr: string): number {

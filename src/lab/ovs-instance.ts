@@ -12,7 +12,13 @@ import { run, runInNs, type RunOptions, type RunResult } from './exec.js';
 import { killPid, labDir, recordProcess } from './state.js';
 
 export const VSWITCH_SCHEMA = '/usr/share/openvswitch/vswitch.ovsschema';
-export const OVS_BINARIES = ['ovsdb-tool', 'ovsdb-server', 'ovs-vswitchd', 'ovs-vsctl', 'ovs-ofctl'];
+export const OVS_BINARIES = [
+  'ovsdb-tool',
+  'ovsdb-server',
+  'ovs-vswitchd',
+  'ovs-vsctl',
+  'ovs-ofctl',
+];
 
 export interface OvsInstanceOptions {
   prefix: string;
@@ -134,7 +140,11 @@ export class OvsInstance {
       { env },
     );
     this.ovsdbPid = await readPidfile(this.ovsdbPidfile);
-    await recordProcess(this.prefix, { pid: this.ovsdbPid, role: `ovsdb-server ${this.node}`, ns: this.ns });
+    await recordProcess(this.prefix, {
+      pid: this.ovsdbPid,
+      role: `ovsdb-server ${this.node}`,
+      ns: this.ns,
+    });
 
     await this.vsctl(['--no-wait', 'init']);
     await runInNs(
@@ -167,7 +177,16 @@ export class OvsInstance {
       'protocols=OpenFlow10,OpenFlow13,OpenFlow15',
     ];
     if (opts.hwaddr) set.push(`other_config:hwaddr=${JSON.stringify(opts.hwaddr)}`);
-    await this.vsctl(['--may-exist', 'add-br', this.bridge, '--', 'set', 'bridge', this.bridge, ...set]);
+    await this.vsctl([
+      '--may-exist',
+      'add-br',
+      this.bridge,
+      '--',
+      'set',
+      'bridge',
+      this.bridge,
+      ...set,
+    ]);
   }
 
   /**

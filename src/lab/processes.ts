@@ -43,7 +43,10 @@ export async function spawnEchoServer(
   try {
     await new Promise<void>((resolve, reject) => {
       let out = '';
-      const timer = setTimeout(() => reject(new Error(`no READY within ${timeoutMs} ms`)), timeoutMs);
+      const timer = setTimeout(
+        () => reject(new Error(`no READY within ${timeoutMs} ms`)),
+        timeoutMs,
+      );
       child.stdout?.on('data', (b: Buffer) => {
         out += b.toString();
         if (out.includes('READY\n')) {

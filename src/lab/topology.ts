@@ -35,8 +35,8 @@ export interface LabNode {
   gatewayMAC: string;
   gatewayPort: number;
   uplinkPort: number;
-  /** MAC shared by the uplink and the bridge's LOCAL port, as on Windows; derived if unset */
-  uplinkMAC?: string;
+  /** MAC of the bridge's LOCAL port, i.e. the node's own MAC on the underlay; derived if unset */
+  localMAC?: string;
   localPods: LabPod[];
 }
 
@@ -96,7 +96,7 @@ export const podNs = (prefix: string, node: string, index: number) => `${prefix}
 /** host side of a pod's veth, named after its ofport (≤ 15 chars) */
 export const podHostDevice = (ofport: number) => `veth-p${ofport}`;
 
-export function labNodeFromDataplane(dp: NodeDataplane, uplinkMAC?: string): LabNode {
+export function labNodeFromDataplane(dp: NodeDataplane, localMAC?: string): LabNode {
   return {
     nodeName: dp.nodeName,
     nodeIPs: dp.nodeIPs,
@@ -105,14 +105,15 @@ export function labNodeFromDataplane(dp: NodeDataplane, uplinkMAC?: string): Lab
     gatewayMAC: dp.gatewayMAC,
     gatewayPort: dp.gatewayPort,
     uplinkPort: dp.uplinkPort,
-    uplinkMAC,
+    localMAC,
     localPods: dp.localPods.map((p) => ({ ...p })),
   };
 }
 
-/** Deterministic locally administered MAC for node index i's uplink. */
-function defaultUplinkMAC(i: number): string {
-  return `0a:5f:00:00:${((i >> 8) & 0xff).toString(16).padStart(2, '0')}:${(i & 0xff).toString(16).padStart(2, '0')}`;
+/** Deterministic locally administered MACs for node index i (kind 0: LOCAL, 1: uplink). */
+function nodeMAC(i: number, kind: 0 | 1): string {
+  const hex = (n: number) => n.toString(16).padStart(2, '0');
+  return `0a:5f:00:${hex(kind)}:${hex((i >> 8) & 0xff)}:${hex(i & 0xff)}`;
 }
 
 /** Reject a spec before anything is created: names, address plans, port numbers. */
@@ -140,15 +141,18 @@ export function validateSpec(spec: LabSpec): void {
       ips.add(ip);
     }
     parseCidr(n.podCIDR);
-    if (!cidrContains(n.podCIDR, n.gatewayIP)) problems.push(`${n.nodeName}: gateway not in podCIDR`);
+    if (!cidrContains(n.podCIDR, n.gatewayIP))
+      problems.push(`${n.nodeName}: gateway not in podCIDR`);
     if (!isMac(n.gatewayMAC)) problems.push(`${n.nodeName}: bad gateway MAC`);
-    if (n.uplinkMAC !== undefined && !isMac(n.uplinkMAC)) problems.push(`${n.nodeName}: bad uplink MAC`);
+    if (n.localMAC !== undefined && !isMac(n.localMAC))
+      problems.push(`${n.nodeName}: bad LOCAL MAC`);
     const ports = new Set([n.gatewayPort, n.uplinkPort]);
     if (ports.size !== 2) problems.push(`${n.nodeName}: gateway and uplink share an ofport`);
     n.localPods.forEach((p, i) => {
       if (p.hostNetwork) return;
       claim(podNs(spec.prefix, n.nodeName, i));
-      if (!cidrContains(n.podCIDR, p.ip)) problems.push(`${p.namespace}/${p.name}: IP not in podCIDR`);
+      if (!cidrContains(n.podCIDR, p.ip))
+        problems.push(`${p.namespace}/${p.name}: IP not in podCIDR`);
       if (!isMac(p.mac)) problems.push(`${p.namespace}/${p.name}: bad MAC`);
       if (ports.has(p.ofport) || !(p.ofport >= 1 && p.ofport < 65280)) {
         problems.push(`${p.namespace}/${p.name}: ofport ${p.ofport} taken or out of range`);
@@ -242,17 +246,20 @@ async function nodeUp(spec: LabSpec, node: LabNode, index: number, len: number) 
   const ul = underlayNs(prefix);
   const bridge = spec.bridge ?? 'br-int';
   const gw = spec.gatewayInterface ?? 'gw0';
-  const uplinkMAC = node.uplinkMAC ?? defaultUplinkMAC(index);
+  const localMAC = node.localMAC ?? nodeMAC(index, 0);
   await addNamespace(prefix, ns);
 
   const ulSide = `u-${index}`;
   await addVeth(ul, ulSide, ns, UPLINK_DEVICE);
   await ipn(ul, ['link', 'set', ulSide, 'master', UNDERLAY_BRIDGE, 'up']);
-  await ipn(ns, ['link', 'set', UPLINK_DEVICE, 'address', uplinkMAC, 'up']);
+  // The userspace datapath reads ports with packet sockets, so the node's own kernel stack
+  // sees their frames too. A MAC of its own and no ARP keep that stack from answering on the
+  // uplink (and pod veths): the node is reachable only through LOCAL, as on a Windows node.
+  await ipn(ns, ['link', 'set', UPLINK_DEVICE, 'address', nodeMAC(index, 1), 'arp', 'off', 'up']);
 
   const ovs = new OvsInstance({ prefix, node: node.nodeName, ns, bridge });
   await ovs.start();
-  await ovs.addBridge({ hwaddr: uplinkMAC });
+  await ovs.addBridge({ hwaddr: localMAC });
   await ovs.addPort(UPLINK_DEVICE, node.uplinkPort);
   await ovs.addPort(gw, node.gatewayPort, [
     'type=internal',
@@ -281,7 +288,7 @@ async function nodeUp(spec: LabSpec, node: LabNode, index: number, len: number) 
     await ipn(pns, ['link', 'set', 'eth0', 'address', pod.mac, 'up']);
     await ipn(pns, ['addr', 'add', `${pod.ip}/${prefixLength(node.podCIDR)}`, 'dev', 'eth0']);
     await ipn(pns, ['route', 'add', 'default', 'via', node.gatewayIP, 'dev', 'eth0']);
-    await ipn(ns, ['link', 'set', dev, 'up']);
+    await ipn(ns, ['link', 'set', dev, 'arp', 'off', 'up']);
     await ovs.addPort(dev, pod.ofport, podExternalIds(pod));
     handle.pods.push({ pod, ns: pns, hostDevice: dev });
   }

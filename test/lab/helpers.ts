@@ -1,0 +1,24 @@
+// Shared by the lab tests: whether real namespaces and OVS can be used here, and a teardown
+// that kills by recorded pid even when a test failed.
+
+import { missingOvsBinaries } from '../../src/lab/ovs-instance.js';
+import { labDown } from '../../src/lab/topology.js';
+
+/** A reason to skip, or undefined when the lab can run. */
+export async function labSkipReason(): Promise<string | undefined> {
+  if (process.getuid?.() !== 0) return 'lab tests need root (network namespaces, OVS daemons)';
+  const missing = await missingOvsBinaries();
+  if (missing.length) return `lab tests need ${missing.join(', ')} (run scripts/setup.sh)`;
+  return undefined;
+}
+
+export function announceSkip(reason: string): void {
+  process.stderr.write(`\n*** SKIPPING lab tests: ${reason} ***\n\n`);
+}
+
+export async function teardown(prefix: string): Promise<void> {
+  const report = await labDown(prefix);
+  if (report.survivors.length) {
+    throw new Error(`lab ${prefix}: pids ${report.survivors} survived teardown`);
+  }
+}
