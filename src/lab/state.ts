@@ -1,6 +1,7 @@
 // The lab's record of what it created: namespaces and process ids, kept in a state file under
 // the lab's run directory so `down` (or cleanup after a failed `up`) kills exactly those pids.
 
+import { readFileSync } from 'node:fs';
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
@@ -110,12 +111,14 @@ export async function procComm(pid: number): Promise<string | undefined> {
   }
 }
 
+/** True while the process exists and is not a zombie (daemons reparented to a container's
+ * init may never be reaped, but a zombie holds no sockets or devices). */
 export function isAlive(pid: number): boolean {
   try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+  } catch {
+    return false;
   }
 }
 
