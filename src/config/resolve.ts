@@ -47,7 +47,8 @@ export function resolveNode(state: ClusterState, config: SvcflowConfig, nodeName
       const [ns, name] = e.targetPod ? e.targetPod.split('/') : [s.namespace, `endpoint-${e.ip}`];
       seen.set(e.ip, { namespace: ns, name, ip: e.ip });
     }
-  const sorted = [...seen.values()].sort((a, b) => `${a.namespace}/${a.name}`.localeCompare(`${b.namespace}/${b.name}`) || a.ip.localeCompare(b.ip));
+  const byName = (p: { namespace: string; name: string; ip: string }) => `${p.namespace}/${p.name}/${p.ip}`;
+  const sorted = [...seen.values()].map((p) => ({ p, k: byName(p) })).sort((x, y) => (x.k < y.k ? -1 : x.k > y.k ? 1 : 0)).map((x) => x.p);
   const taken = new Set<number>([config.gatewayPort, config.uplinkPort]);
   for (const p of sorted) {
     const o = overrides.pods?.[`${p.namespace}/${p.name}`];

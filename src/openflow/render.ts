@@ -140,7 +140,22 @@ function markLoad(value: number, mask: number): string {
   return `load:${hex(shifted)}->NXM_NX_CT_MARK[${start}..${end}]`;
 }
 
+// Shared (frozen) action objects recur across thousands of flows: render each once.
+const renderedActions = new WeakMap<Action, string>();
+
 export function renderAction(a: Action): string {
+  if (Object.isFrozen(a)) {
+    let t = renderedActions.get(a);
+    if (t === undefined) {
+      t = renderActionUncached(a);
+      renderedActions.set(a, t);
+    }
+    return t;
+  }
+  return renderActionUncached(a);
+}
+
+function renderActionUncached(a: Action): string {
   switch (a.kind) {
     case 'goto_table':
       return `goto_table:${a.table}`;
@@ -180,9 +195,20 @@ export function renderActions(actions: Action[]): string {
   return actions.length === 0 ? 'drop' : actions.map(renderAction).join(',');
 }
 
+const cookieText = new Map<bigint, string>();
+
+function cookieHex(c: bigint): string {
+  let t = cookieText.get(c);
+  if (t === undefined) {
+    t = hex(c);
+    if (cookieText.size < 100_000) cookieText.set(c, t);
+  }
+  return t;
+}
+
 export function renderFlow(flow: Flow): string {
   const match = renderMatch(flow.match);
-  const head = `table=${flow.table},priority=${flow.priority},cookie=${hex(flow.cookie)}`;
+  const head = `table=${flow.table},priority=${flow.priority},cookie=${cookieHex(flow.cookie)}`;
   return `${head}${match ? ',' + match : ''} actions=${renderActions(flow.actions)}`;
 }
 

@@ -4,7 +4,6 @@
 import type { Action, Flow, Group, MatchField, OpenFlowProgram } from '../openflow/types.js';
 import type { ClusterState } from '../model/types.js';
 import type { NodeDataplane } from '../config/types.js';
-import { renderMatch } from '../openflow/render.js';
 import { ipToInt } from '../net/ipv4.js';
 import { TABLES, tableNo, type TableName } from './tables.js';
 import {
@@ -40,8 +39,18 @@ class ProgramBuilder {
   private readonly usedGroupIds = new Set<number>();
   constructor(private readonly round: number) {}
 
+  private readonly cookies = new Map<string, bigint>();
+
   cookie(category: CategoryName, key: string): bigint {
-    return makeCookie(this.round, category, category === 'base' ? 0n : objectId(key));
+    // Endpoint keys are unique per flow: caching them would only cost memory.
+    if (category === 'endpoint') return makeCookie(this.round, category, objectId(key));
+    const k = category + '|' + key;
+    let c = this.cookies.get(k);
+    if (c === undefined) {
+      c = makeCookie(this.round, category, category === 'base' ? 0n : objectId(key));
+      this.cookies.set(k, c);
+    }
+    return c;
   }
 
   flow(table: TableName, priority: number, match: MatchField[], actions: Action[], category: CategoryName = 'base', key = ''): void {
@@ -191,30 +200,27 @@ function podFlows(b: ProgramBuilder, dp: NodeDataplane): void {
 }
 
 function serviceFlows(b: ProgramBuilder, dp: NodeDataplane, plans: ServicePortPlan[]): CompiledNode['servicePorts'] {
-  const endpointFlows = new Map<string, Endpoint>();
+  const endpointFlows = new Map<number, Endpoint>();
   const report: CompiledNode['servicePorts'] = [];
-  const groupCache = new Map<string, number>();
   const arpAnswered = new Set<string>();
+  const resubmitDnat = a.resubmit(T('EndpointDnat'));
 
-  /** One select group per distinct endpoint set (cluster and local sets often coincide). */
-  const groupFor = (svcKey: string, variant: string, eps: Endpoint[]): number => {
-    const sig = eps.map((e) => `${e.ip}:${e.port}`).join(',');
-    const cacheKey = `${svcKey}|${sig}`;
-    const cached = groupCache.get(cacheKey);
-    if (cached !== undefined) return cached;
+  /** One select group per distinct endpoint set of a Service port (cluster and local often coincide). */
+  const groupFor = (svcKey: string, objKey: string, variant: string, eps: Endpoint[], reuse: Map<Endpoint[], number>): number => {
+    for (const [list, id] of reuse) if (sameEndpoints(list, eps)) return id;
     const id = b.groupId(`${svcKey}|${variant}`);
-    groupCache.set(cacheKey, id);
+    reuse.set(eps, id);
     b.groups.push({
       id,
       type: 'select',
-      cookie: b.cookie('service', svcKey.split('|')[0]),
+      cookie: b.cookie('service', objKey),
       buckets: eps.map((e, i) => ({
         id: i,
         weight: 100,
-        actions: [a.load(EndpointIP, ipToInt(e.ip)), a.load(EndpointPort, e.port), a.resubmit(T('EndpointDnat'))],
+        actions: [a.load(EndpointIP, ipToInt(e.ip)), a.load(EndpointPort, e.port), resubmitDnat],
       })),
     });
-    for (const e of eps) endpointFlows.set(`${e.protocol}/${e.ip}:${e.port}`, e);
+    for (const e of eps) endpointFlows.set(endpointKey(e), e);
     return id;
   };
 
@@ -223,9 +229,10 @@ function serviceFlows(b: ProgramBuilder, dp: NodeDataplane, plans: ServicePortPl
     const objKey = `${svc.namespace}/${svc.name}`;
     const svcKey = `${objKey}|${port.protocol}/${port.name || port.port}`;
     const groups = new Set<number>();
+    const reuse = new Map<Endpoint[], number>();
     const lb = (variant: string, eps: Endpoint[]): Action[] => {
       if (eps.length === 0) return [a.drop()]; // no endpoint: the connection is not carried
-      const id = groupFor(svcKey, variant, eps);
+      const id = groupFor(svcKey, objKey, variant, eps, reuse);
       groups.add(id);
       return [a.group(id)];
     };
@@ -254,20 +261,35 @@ function serviceFlows(b: ProgramBuilder, dp: NodeDataplane, plans: ServicePortPl
     report.push({ service: objKey, port: port.name || String(port.port), groups: [...groups], endpoints: plan.cluster.length });
   }
 
-  const eps = [...endpointFlows.entries()].sort(([x], [y]) => (x < y ? -1 : x > y ? 1 : 0));
-  for (const [key, e] of eps) {
+  // Map insertion order is already deterministic (sorted Services, sorted endpoints).
+  for (const e of endpointFlows.values()) {
     b.flow('EndpointDnat', 200, [m.ip(), m.proto(e.protocol), regMatch(EndpointIP, ipToInt(e.ip)), regMatch(EndpointPort, e.port)], [
       {
         kind: 'ct',
         commit: true,
         zone: dp.ctZones.service,
         nat: { type: 'dst', ip: e.ip, port: e.port },
-        setMark: { value: ServiceCtMark.value, mask: ServiceCtMark.mask },
+        setMark: SERVICE_MARK,
         table: T('L3Forwarding'),
       },
-    ], 'endpoint', key);
+    ], 'endpoint', `${e.protocol}/${e.ip}:${e.port}`);
   }
   return report;
+}
+
+const SERVICE_MARK = Object.freeze({ value: ServiceCtMark.value, mask: ServiceCtMark.mask });
+const PROTO_INDEX = { TCP: 0, UDP: 1, SCTP: 2 } as const;
+
+/** A number that identifies protocol + IP + port, cheaper than a string key. */
+function endpointKey(e: Endpoint): number {
+  return (PROTO_INDEX[e.protocol] * 0x1000000000000) + ipToInt(e.ip) * 65536 + e.port;
+}
+
+function sameEndpoints(x: Endpoint[], y: Endpoint[]): boolean {
+  if (x === y) return true;
+  if (x.length !== y.length) return false;
+  for (let i = 0; i < x.length; i++) if (x[i].ip !== y[i].ip || x[i].port !== y[i].port) return false;
+  return true;
 }
 
 /** Table-miss flows, from the declarations: every table says what an unmatched packet does. */
@@ -289,9 +311,10 @@ export function compileNode(state: ClusterState, dp: NodeDataplane, opts: Compil
   return { flows: sortFlows(b.flows), groups: b.groups.sort((x, y) => x.id - y.id), servicePorts };
 }
 
-/** Deterministic order: by table, then priority (high first), then match text. */
+/**
+ * Deterministic order: by table, then priority (high first). Ties keep insertion order, which is
+ * itself deterministic because every input list is sorted before flows are generated.
+ */
 function sortFlows(flows: Flow[]): Flow[] {
-  const keyed = flows.map((f) => ({ f, k: renderMatch(f.match) }));
-  keyed.sort((x, y) => x.f.table - y.f.table || y.f.priority - x.f.priority || (x.k < y.k ? -1 : x.k > y.k ? 1 : 0));
-  return keyed.map((x) => x.f);
+  return flows.sort((x, y) => x.table - y.table || y.priority - x.priority);
 }

@@ -41,12 +41,20 @@ function sliceMask(slice: RegSlice): number {
   return (width === 32 ? 0xffffffff : ((1 << width) - 1) << slice.start) >>> 0;
 }
 
-/** Match a named register field against a value. */
+const smallMatches = new Map<string, MatchField>();
+
+/** Match a named register field against a value (small values are shared, frozen objects). */
 export function regMatch(f: RegField, value: number): MatchField {
-  return {
+  const small = value < 256;
+  const key = small ? `${f.name}=${value}` : '';
+  const hit = small ? smallMatches.get(key) : undefined;
+  if (hit) return hit;
+  const made: MatchField = {
     kind: 'reg',
     reg: f.slice.reg,
     value: (value << f.slice.start) >>> 0,
     mask: sliceMask(f.slice),
   };
+  if (small) smallMatches.set(key, Object.freeze(made));
+  return made;
 }

@@ -1,6 +1,7 @@
 // Resolves each Service port to the endpoints it balances over, from this node's point of view.
 import type { ClusterState, Protocol, ServiceInfo, ServicePort } from '../model/types.js';
 import type { NodeDataplane } from '../config/types.js';
+import { ipToInt } from '../net/ipv4.js';
 
 export type EndpointPlace = 'localPod' | 'localHost' | 'remote';
 
@@ -35,44 +36,49 @@ export function planServices(state: ClusterState, dp: NodeDataplane): ServicePor
   const localHostIPs = new Set(dp.nodeIPs);
 
   const plans: ServicePortPlan[] = [];
-  const services = [...state.services].sort((a, b) =>
-    svcKey(a.namespace, a.name).localeCompare(svcKey(b.namespace, b.name)),
-  );
+  const services = [...state.services].sort((a, b) => {
+    const x = svcKey(a.namespace, a.name);
+    const y = svcKey(b.namespace, b.name);
+    return x < y ? -1 : x > y ? 1 : 0;
+  });
   for (const service of services) {
     if (service.type === 'ExternalName') continue;
     const slices = slicesBySvc.get(svcKey(service.namespace, service.name)) ?? [];
     for (const port of service.ports) {
-      const candidates: { ep: Endpoint; ready: boolean; servingTerminating: boolean }[] = [];
-      const seen = new Set<string>();
+      const ready: Endpoint[] = [];
+      const fallback: Endpoint[] = []; // serving but terminating: used only when none is ready
+      const seen = new Set<number>();
       for (const slice of slices) {
         const sp = slice.ports.find((p) => p.name === port.name && p.protocol === port.protocol);
         if (!sp) continue;
         for (const e of slice.endpoints) {
-          const k = `${e.ip}:${sp.port}`;
+          const k = ipToInt(e.ip) * 65536 + sp.port;
           if (seen.has(k)) continue;
           seen.add(k);
+          if (!e.ready && !(e.serving && e.terminating)) continue;
           const place: EndpointPlace = localPodIPs.has(e.ip)
             ? 'localPod'
             : localHostIPs.has(e.ip)
               ? 'localHost'
               : 'remote';
-          candidates.push({
-            ep: { ip: e.ip, port: sp.port, protocol: port.protocol, nodeName: e.nodeName, place },
-            ready: e.ready,
-            servingTerminating: e.serving && e.terminating,
-          });
+          const ep: Endpoint = { ip: e.ip, port: sp.port, protocol: port.protocol, nodeName: e.nodeName, place };
+          (e.ready ? ready : fallback).push(ep);
         }
       }
-      // Ready endpoints; only when there are none, the serving-but-terminating ones.
-      const pick = (list: typeof candidates) => {
-        const ready = list.filter((c) => c.ready).map((c) => c.ep);
-        return ready.length > 0 ? ready : list.filter((c) => c.servingTerminating).map((c) => c.ep);
-      };
-      const byIp = (a: Endpoint, b: Endpoint) => a.ip.localeCompare(b.ip, 'en', { numeric: true }) || a.port - b.port;
-      const cluster = pick(candidates).sort(byIp);
-      const local = pick(candidates.filter((c) => c.ep.place !== 'remote')).sort(byIp);
+      const cluster = sortEndpoints(ready.length > 0 ? ready : fallback);
+      // Local endpoints follow the same rule among themselves (kube-proxy does the same).
+      const localReady = ready.filter((e) => e.place !== 'remote');
+      const local = localReady.length > 0 ? sortEndpoints(localReady) : sortEndpoints(fallback.filter((e) => e.place !== 'remote'));
       plans.push({ service, port, cluster, local });
     }
   }
   return plans;
+}
+
+/** By IP (numerically), then port; the key is computed once per endpoint, not per comparison. */
+function sortEndpoints(eps: Endpoint[]): Endpoint[] {
+  if (eps.length < 2) return eps;
+  const keyed = eps.map((e) => ({ e, k: ipToInt(e.ip) * 65536 + e.port }));
+  keyed.sort((x, y) => x.k - y.k);
+  return keyed.map((x) => x.e);
 }
