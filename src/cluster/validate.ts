@@ -329,8 +329,9 @@ function crossCheck(state: ClusterState, rejections: Rejection[]): void {
     const claims: [string, string][] = [];
     svc.ports.forEach((p, i) => {
       if (p.nodePort !== undefined) claims.push([`nodePort ${p.protocol}/${p.nodePort}`, `spec.ports[${i}].nodePort`]);
-      for (const ip of svc.clusterIPs) claims.push([`clusterIP ${ip} ${p.protocol}/${p.port}`, 'spec.clusterIP']);
     });
+    // A ClusterIP belongs to one Service (its ARP answer and host route are per address).
+    for (const ip of svc.clusterIPs) claims.push([`clusterIP ${ip}`, 'spec.clusterIP']);
     const clash = claims.find(([c]) => owners.has(c) && owners.get(c) !== key(svc));
     if (clash) {
       rejections.push({ kind: 'Service', namespace: svc.namespace, name: svc.name, field: clash[1], reason: `${clash[0]} is already used by Service ${owners.get(clash[0])}` });

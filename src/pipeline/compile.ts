@@ -33,11 +33,41 @@ export interface CompiledNode extends OpenFlowProgram {
 
 const T = tableNo;
 
+/**
+ * Hands out select-group ids: a stable hash of the key, probing past collisions. The same key
+ * keeps its id for as long as it is held, so recompiling one Service never renumbers another.
+ */
+export class GroupIdAllocator {
+  private readonly byKey = new Map<string, number>();
+  private readonly used = new Set<number>();
+
+  allocate(key: string): number {
+    const held = this.byKey.get(key);
+    if (held !== undefined) return held;
+    let id = Number(objectId(key) % 0x0fffffffn) + 1;
+    while (this.used.has(id)) id = (id % 0x0fffffff) + 1;
+    this.used.add(id);
+    this.byKey.set(key, id);
+    return id;
+  }
+
+  /** Give back every id whose key starts with `prefix` (a deleted Service). */
+  releasePrefix(prefix: string): void {
+    for (const [k, id] of this.byKey)
+      if (k.startsWith(prefix)) {
+        this.byKey.delete(k);
+        this.used.delete(id);
+      }
+  }
+}
+
 class ProgramBuilder {
   readonly flows: Flow[] = [];
   readonly groups: Group[] = [];
-  private readonly usedGroupIds = new Set<number>();
-  constructor(private readonly round: number) {}
+  constructor(
+    private readonly round: number,
+    private readonly alloc: GroupIdAllocator = new GroupIdAllocator(),
+  ) {}
 
   private readonly cookies = new Map<string, bigint>();
 
@@ -57,12 +87,8 @@ class ProgramBuilder {
     this.flows.push({ table: T(table), priority, cookie: this.cookie(category, key), match, actions });
   }
 
-  /** Stable group id from a key: hash, then probe past collisions (callers add in sorted order). */
   groupId(key: string): number {
-    let id = Number(objectId(key) % 0x0fffffffn) + 1;
-    while (this.usedGroupIds.has(id)) id = (id % 0x0fffffff) + 1;
-    this.usedGroupIds.add(id);
-    return id;
+    return this.alloc.allocate(key);
   }
 }
 
@@ -199,8 +225,8 @@ function podFlows(b: ProgramBuilder, dp: NodeDataplane): void {
   }
 }
 
-function serviceFlows(b: ProgramBuilder, dp: NodeDataplane, plans: ServicePortPlan[]): CompiledNode['servicePorts'] {
-  const endpointFlows = new Map<number, Endpoint>();
+/** The flows and groups of one Service (all its ports), plus the endpoints it needs DNAT flows for. */
+function serviceFlows(b: ProgramBuilder, dp: NodeDataplane, plans: ServicePortPlan[], endpointFlows: Map<number, Endpoint>): CompiledNode['servicePorts'] {
   const report: CompiledNode['servicePorts'] = [];
   const arpAnswered = new Set<string>();
   const resubmitDnat = a.resubmit(T('EndpointDnat'));
@@ -261,20 +287,20 @@ function serviceFlows(b: ProgramBuilder, dp: NodeDataplane, plans: ServicePortPl
     report.push({ service: objKey, port: port.name || String(port.port), groups: [...groups], endpoints: plan.cluster.length });
   }
 
-  // Map insertion order is already deterministic (sorted Services, sorted endpoints).
-  for (const e of endpointFlows.values()) {
-    b.flow('EndpointDnat', 200, [m.ip(), m.proto(e.protocol), regMatch(EndpointIP, ipToInt(e.ip)), regMatch(EndpointPort, e.port)], [
-      {
-        kind: 'ct',
-        commit: true,
-        zone: dp.ctZones.service,
-        nat: { type: 'dst', ip: e.ip, port: e.port },
-        setMark: SERVICE_MARK,
-        table: T('L3Forwarding'),
-      },
-    ], 'endpoint', `${e.protocol}/${e.ip}:${e.port}`);
-  }
   return report;
+}
+
+function endpointFlow(b: ProgramBuilder, dp: NodeDataplane, e: Endpoint): void {
+  b.flow('EndpointDnat', 200, [m.ip(), m.proto(e.protocol), regMatch(EndpointIP, ipToInt(e.ip)), regMatch(EndpointPort, e.port)], [
+    {
+      kind: 'ct',
+      commit: true,
+      zone: dp.ctZones.service,
+      nat: { type: 'dst', ip: e.ip, port: e.port },
+      setMark: SERVICE_MARK,
+      table: T('L3Forwarding'),
+    },
+  ], 'endpoint', `${e.protocol}/${e.ip}:${e.port}`);
 }
 
 const SERVICE_MARK = Object.freeze({ value: ServiceCtMark.value, mask: ServiceCtMark.mask });
@@ -306,10 +332,50 @@ export function compileNode(state: ClusterState, dp: NodeDataplane, opts: Compil
   const b = new ProgramBuilder(opts.round ?? 1);
   baseFlows(b, dp);
   podFlows(b, dp);
-  const servicePorts = serviceFlows(b, dp, planServices(state, dp));
+  const endpoints = new Map<number, Endpoint>();
+  const servicePorts = serviceFlows(b, dp, planServices(state, dp), endpoints);
+  // Map insertion order is already deterministic (sorted Services, sorted endpoints).
+  for (const e of endpoints.values()) endpointFlow(b, dp, e);
   missFlows(b, dp);
   return { flows: sortFlows(b.flows), groups: b.groups.sort((x, y) => x.id - y.id), servicePorts };
 }
+
+// Pieces for incremental compilation (the agent recompiles only what changed). Concatenating
+// compileBase, every compileService and one compileEndpoint per distinct endpoint key gives the
+// same flows and groups as compileNode (the tests check it).
+
+/** Flows that depend only on the node: the base pipeline, local pods and table misses. */
+export function compileBase(dp: NodeDataplane, opts: CompileOptions = {}): Flow[] {
+  const b = new ProgramBuilder(opts.round ?? 1);
+  baseFlows(b, dp);
+  podFlows(b, dp);
+  missFlows(b, dp);
+  return b.flows;
+}
+
+export interface ServiceUnit {
+  flows: Flow[];
+  groups: Group[];
+  /** endpoints this Service needs an EndpointDnat flow for, by endpointKey */
+  endpoints: Map<number, Endpoint>;
+}
+
+/** One Service's flows and groups; `plans` are its ports (from planServices). */
+export function compileService(plans: ServicePortPlan[], dp: NodeDataplane, alloc: GroupIdAllocator, opts: CompileOptions = {}): ServiceUnit {
+  const b = new ProgramBuilder(opts.round ?? 1, alloc);
+  const endpoints = new Map<number, Endpoint>();
+  serviceFlows(b, dp, plans, endpoints);
+  return { flows: b.flows, groups: b.groups, endpoints };
+}
+
+/** The EndpointDnat flow of one endpoint (shared by every Service that uses it). */
+export function compileEndpoint(e: Endpoint, dp: NodeDataplane, opts: CompileOptions = {}): Flow {
+  const b = new ProgramBuilder(opts.round ?? 1);
+  endpointFlow(b, dp, e);
+  return b.flows[0];
+}
+
+export { endpointKey, sortFlows };
 
 /**
  * Deterministic order: by table, then priority (high first). Ties keep insertion order, which is
