@@ -27,10 +27,18 @@ export function loadInputs(clusterPath?: string, configPath?: string): Loaded {
   if (cfgPath) {
     const objs = readObjectsFile(cfgPath);
     const bad = objs.find((o) => o.kind !== CONFIG_KIND);
-    if (bad) throw new InputError(`${cfgPath}: expected only kind ${CONFIG_KIND} documents, found ${String(bad.kind)}`);
+    if (bad)
+      throw new InputError(
+        `${cfgPath}: expected only kind ${CONFIG_KIND} documents, found ${String(bad.kind)}`,
+      );
     docs.push(...objs);
   }
-  return { state: loaded.state, config: parseConfig(docs), rejections: loaded.rejections, clusterPath: path };
+  return {
+    state: loaded.state,
+    config: parseConfig(docs),
+    rejections: loaded.rejections,
+    clusterPath: path,
+  };
 }
 
 export function nodeOf(loaded: Loaded, nodeName?: string): NodeDataplane {

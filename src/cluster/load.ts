@@ -25,11 +25,16 @@ export function parseObjects(text: string, source: string): Obj[] {
   list.forEach((doc, i) => {
     if (doc.errors.length > 0) {
       const e = doc.errors[0];
-      throw new InputError(`${source}: not valid YAML (document ${i + 1}): ${e.message.split('\n')[0]}`);
+      throw new InputError(
+        `${source}: not valid YAML (document ${i + 1}): ${e.message.split('\n')[0]}`,
+      );
     }
     const v: unknown = doc.toJS({ maxAliasCount: 100 });
     if (v === null || v === undefined) return;
-    if (!isObj(v)) throw new InputError(`${source}: document ${i + 1} is not a Kubernetes object (got ${Array.isArray(v) ? 'a list' : typeof v})`);
+    if (!isObj(v))
+      throw new InputError(
+        `${source}: document ${i + 1} is not a Kubernetes object (got ${Array.isArray(v) ? 'a list' : typeof v})`,
+      );
     if (typeof v.kind === 'string' && v.kind.endsWith('List') && Array.isArray(v.items)) {
       for (const item of v.items) if (isObj(item)) out.push(item);
     } else out.push(v);
@@ -49,7 +54,9 @@ export function loadClusterFile(path: string): LoadedCluster {
   try {
     text = readFileSync(path, 'utf8');
   } catch (err) {
-    throw new InputError(`cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
+    throw new InputError(
+      `cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`,
+    );
   }
   return loadClusterText(text, path);
 }
@@ -59,7 +66,9 @@ export function readObjectsFile(path: string): Obj[] {
   try {
     text = readFileSync(path, 'utf8');
   } catch (err) {
-    throw new InputError(`cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
+    throw new InputError(
+      `cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`,
+    );
   }
   return parseObjects(text, path);
 }

@@ -88,7 +88,8 @@ function parseNode(o: Obj): NodeInfo {
     if (a.type !== 'InternalIP' && a.type !== 'ExternalIP') return;
     const ip = a.address;
     if (typeof ip === 'string' && ip.includes(':')) return; // IPv6: not handled by this pipeline
-    if (!isIPv4(ip)) fail(`status.addresses[${i}].address`, `is not an IPv4 address: ${JSON.stringify(ip)}`);
+    if (!isIPv4(ip))
+      fail(`status.addresses[${i}].address`, `is not an IPv4 address: ${JSON.stringify(ip)}`);
     (a.type === 'InternalIP' ? internal : external).push(ip);
   });
   let podCIDR: string | undefined;
@@ -96,7 +97,8 @@ function parseNode(o: Obj): NodeInfo {
     (c) => typeof c === 'string' && !c.includes(':'),
   );
   if (cidrs.length > 0) {
-    if (!parseCidr(cidrs[0])) fail('spec.podCIDR', `is not an IPv4 CIDR: ${JSON.stringify(cidrs[0])}`);
+    if (!parseCidr(cidrs[0]))
+      fail('spec.podCIDR', `is not an IPv4 CIDR: ${JSON.stringify(cidrs[0])}`);
     podCIDR = cidrs[0] as string;
   }
   const addresses = [...new Set([...internal, ...external])];
@@ -143,7 +145,8 @@ function parseService(o: Obj): ServiceInfo {
   });
 
   const rawPorts = arr(spec.ports, 'spec.ports');
-  if (rawPorts.length > MAX_PORTS) fail('spec.ports', `has ${rawPorts.length} ports, at most ${MAX_PORTS}`);
+  if (rawPorts.length > MAX_PORTS)
+    fail('spec.ports', `has ${rawPorts.length} ports, at most ${MAX_PORTS}`);
   const ports: ServicePort[] = [];
   const seenNames = new Set<string>();
   const seenPorts = new Set<string>();
@@ -152,7 +155,8 @@ function parseService(o: Obj): ServiceInfo {
     const f = `spec.ports[${i}]`;
     if (!isObj(p)) fail(f, 'must be an object');
     const pname = str(p, 'name', `${f}.name`, false) ?? '';
-    if (pname === '' && rawPorts.length > 1) fail(`${f}.name`, 'is required when a Service has several ports');
+    if (pname === '' && rawPorts.length > 1)
+      fail(`${f}.name`, 'is required when a Service has several ports');
     if (pname !== '' && (!PORT_NAME.test(pname) || pname.length > 63))
       fail(`${f}.name`, `is not a valid port name: ${JSON.stringify(pname)}`);
     if (seenNames.has(pname)) fail(`${f}.name`, `duplicate port name ${JSON.stringify(pname)}`);
@@ -167,12 +171,21 @@ function parseService(o: Obj): ServiceInfo {
         if (!/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(p.targetPort) || p.targetPort.length > 15)
           fail(`${f}.targetPort`, `is not a valid port name: ${JSON.stringify(p.targetPort)}`);
         targetPort = p.targetPort;
-      } else targetPort = port(typeof p.targetPort === 'string' ? Number(p.targetPort) : p.targetPort, `${f}.targetPort`);
+      } else
+        targetPort = port(
+          typeof p.targetPort === 'string' ? Number(p.targetPort) : p.targetPort,
+          `${f}.targetPort`,
+        );
     }
     let nodePort: number | undefined;
-    if (p.nodePort !== undefined && p.nodePort !== null && (type === 'NodePort' || type === 'LoadBalancer')) {
+    if (
+      p.nodePort !== undefined &&
+      p.nodePort !== null &&
+      (type === 'NodePort' || type === 'LoadBalancer')
+    ) {
       nodePort = port(p.nodePort, `${f}.nodePort`);
-      if (seenNodePorts.has(`${proto}/${nodePort}`)) fail(`${f}.nodePort`, `duplicate nodePort ${proto}/${nodePort}`);
+      if (seenNodePorts.has(`${proto}/${nodePort}`))
+        fail(`${f}.nodePort`, `duplicate nodePort ${proto}/${nodePort}`);
       seenNodePorts.add(`${proto}/${nodePort}`);
     }
     ports.push({ name: pname, protocol: proto, port: num, targetPort, nodePort });
@@ -193,10 +206,20 @@ function parseService(o: Obj): ServiceInfo {
     const cip = isObj(cfg.clientIP) ? cfg.clientIP : {};
     const t = cip.timeoutSeconds ?? DEFAULT_AFFINITY_SECONDS;
     if (typeof t !== 'number' || !Number.isInteger(t) || t < 1 || t > 86400)
-      fail('spec.sessionAffinityConfig.clientIP.timeoutSeconds', `must be 1-86400, got ${JSON.stringify(t)}`);
+      fail(
+        'spec.sessionAffinityConfig.clientIP.timeoutSeconds',
+        `must be 1-86400, got ${JSON.stringify(t)}`,
+      );
     affinityTimeoutSeconds = t;
-  } else if (spec.sessionAffinity !== undefined && spec.sessionAffinity !== null && spec.sessionAffinity !== 'None') {
-    fail('spec.sessionAffinity', `must be None or ClientIP, got ${JSON.stringify(spec.sessionAffinity)}`);
+  } else if (
+    spec.sessionAffinity !== undefined &&
+    spec.sessionAffinity !== null &&
+    spec.sessionAffinity !== 'None'
+  ) {
+    fail(
+      'spec.sessionAffinity',
+      `must be None or ClientIP, got ${JSON.stringify(spec.sessionAffinity)}`,
+    );
   }
 
   return {
@@ -211,13 +234,19 @@ function parseService(o: Obj): ServiceInfo {
   };
 }
 
-function parseEndpointSlice(o: Obj, reject: (r: Omit<Rejection, 'kind' | 'name' | 'namespace'>) => void): EndpointSliceInfo | undefined {
+function parseEndpointSlice(
+  o: Obj,
+  reject: (r: Omit<Rejection, 'kind' | 'name' | 'namespace'>) => void,
+): EndpointSliceInfo | undefined {
   const { name, namespace } = meta(o, true);
   const m = o.metadata as Obj;
   const labels = isObj(m.labels) ? m.labels : {};
   const serviceName = labels['kubernetes.io/service-name'];
   if (typeof serviceName !== 'string' || serviceName === '')
-    fail('metadata.labels[kubernetes.io/service-name]', 'is required to tie the slice to a Service');
+    fail(
+      'metadata.labels[kubernetes.io/service-name]',
+      'is required to tie the slice to a Service',
+    );
   const addressType = o.addressType ?? 'IPv4';
   if (addressType !== 'IPv4') return undefined; // other families are legitimate, just not ours
   const ports = arr(o.ports, 'ports').map((p, i) => {
@@ -238,7 +267,11 @@ function parseEndpointSlice(o: Obj, reject: (r: Omit<Rejection, 'kind' | 'name' 
     if (!isObj(e)) return reject({ field: f, reason: 'must be an object' });
     const addrs = arr(e.addresses, `${f}.addresses`);
     const ip = addrs[0];
-    if (!isIPv4(ip)) return reject({ field: `${f}.addresses[0]`, reason: `is not an IPv4 address: ${JSON.stringify(ip)}` });
+    if (!isIPv4(ip))
+      return reject({
+        field: `${f}.addresses[0]`,
+        reason: `is not an IPv4 address: ${JSON.stringify(ip)}`,
+      });
     const c = isObj(e.conditions) ? e.conditions : {};
     const ready = c.ready !== false; // nil means ready
     const serving = c.serving === undefined || c.serving === null ? ready : c.serving === true;
@@ -286,7 +319,9 @@ export function validateObjects(objects: Obj[]): ValidationResult {
           state.services.push(parseService(o));
           break;
         case 'EndpointSlice': {
-          const s = parseEndpointSlice(o, (r) => rejections.push({ ...ident, namespace: ident.namespace ?? 'default', ...r }));
+          const s = parseEndpointSlice(o, (r) =>
+            rejections.push({ ...ident, namespace: ident.namespace ?? 'default', ...r }),
+          );
           if (s) state.endpointSlices.push(s);
           break;
         }
@@ -304,12 +339,21 @@ export function validateObjects(objects: Obj[]): ValidationResult {
 
 /** Checks that need several objects: duplicates, NodePort clashes, CIDR membership. */
 function crossCheck(state: ClusterState, rejections: Rejection[]): void {
-  const dedupe = <T extends { name: string; namespace?: string }>(items: T[], kind: string): T[] => {
+  const dedupe = <T extends { name: string; namespace?: string }>(
+    items: T[],
+    kind: string,
+  ): T[] => {
     const seen = new Set<string>();
     return items.filter((it) => {
       const key = `${it.namespace ?? ''}/${it.name}`;
       if (seen.has(key)) {
-        rejections.push({ kind, namespace: it.namespace, name: it.name, field: 'metadata.name', reason: 'duplicate object; the first one is used' });
+        rejections.push({
+          kind,
+          namespace: it.namespace,
+          name: it.name,
+          field: 'metadata.name',
+          reason: 'duplicate object; the first one is used',
+        });
         return false;
       }
       seen.add(key);
@@ -328,13 +372,20 @@ function crossCheck(state: ClusterState, rejections: Rejection[]): void {
   for (const svc of sorted) {
     const claims: [string, string][] = [];
     svc.ports.forEach((p, i) => {
-      if (p.nodePort !== undefined) claims.push([`nodePort ${p.protocol}/${p.nodePort}`, `spec.ports[${i}].nodePort`]);
+      if (p.nodePort !== undefined)
+        claims.push([`nodePort ${p.protocol}/${p.nodePort}`, `spec.ports[${i}].nodePort`]);
     });
     // A ClusterIP belongs to one Service (its ARP answer and host route are per address).
     for (const ip of svc.clusterIPs) claims.push([`clusterIP ${ip}`, 'spec.clusterIP']);
     const clash = claims.find(([c]) => owners.has(c) && owners.get(c) !== key(svc));
     if (clash) {
-      rejections.push({ kind: 'Service', namespace: svc.namespace, name: svc.name, field: clash[1], reason: `${clash[0]} is already used by Service ${owners.get(clash[0])}` });
+      rejections.push({
+        kind: 'Service',
+        namespace: svc.namespace,
+        name: svc.name,
+        field: clash[1],
+        reason: `${clash[0]} is already used by Service ${owners.get(clash[0])}`,
+      });
       rejected.add(svc);
       continue;
     }
@@ -350,7 +401,13 @@ function crossCheck(state: ClusterState, rejections: Rejection[]): void {
       if (!node) return true;
       const cidr = node.podCIDR ? parseCidr(node.podCIDR) : undefined;
       if (node.addresses.includes(e.ip) || (cidr && cidrContains(cidr, e.ip)) || !cidr) return true;
-      rejections.push({ kind: 'EndpointSlice', namespace: slice.namespace, name: slice.name, field: `endpoints[${e.index ?? '?'}].addresses[0]`, reason: `${e.ip} is neither in node ${node.name}'s pod CIDR ${node.podCIDR} nor one of its addresses` });
+      rejections.push({
+        kind: 'EndpointSlice',
+        namespace: slice.namespace,
+        name: slice.name,
+        field: `endpoints[${e.index ?? '?'}].addresses[0]`,
+        reason: `${e.ip} is neither in node ${node.name}'s pod CIDR ${node.podCIDR} nor one of its addresses`,
+      });
       return false;
     });
   }

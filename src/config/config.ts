@@ -27,12 +27,14 @@ function bad(field: string, reason: string): never {
 }
 
 function ofport(v: unknown, field: string): number {
-  if (typeof v !== 'number' || !Number.isInteger(v) || v < 1 || v > 0xfeff) bad(field, `must be an ofport 1-65279, got ${JSON.stringify(v)}`);
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < 1 || v > 0xfeff)
+    bad(field, `must be an ofport 1-65279, got ${JSON.stringify(v)}`);
   return v;
 }
 
 function zone(v: unknown, field: string): number {
-  if (typeof v !== 'number' || !Number.isInteger(v) || v < 1 || v > 65535) bad(field, `must be a zone 1-65535, got ${JSON.stringify(v)}`);
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < 1 || v > 65535)
+    bad(field, `must be a zone 1-65535, got ${JSON.stringify(v)}`);
   return v;
 }
 
@@ -63,11 +65,15 @@ export function parseConfig(docs: Obj[]): SvcflowConfig {
     if (d.hostReturnIP !== undefined) cfg.hostReturnIP = ip(d.hostReturnIP, 'hostReturnIP');
     if (d.virtualMAC !== undefined) cfg.virtualMAC = mac(d.virtualMAC, 'virtualMAC');
     if (d.encapMode !== undefined && d.encapMode !== 'noEncap')
-      bad('encapMode', `${JSON.stringify(d.encapMode)} is not supported; only noEncap is implemented`);
+      bad(
+        'encapMode',
+        `${JSON.stringify(d.encapMode)} is not supported; only noEncap is implemented`,
+      );
     if (d.ctZones !== undefined) {
       if (!isObj(d.ctZones)) bad('ctZones', 'must be a mapping');
       for (const [k, v] of Object.entries(d.ctZones)) {
-        if (!(k in cfg.ctZones)) bad(`ctZones.${k}`, 'is not a known zone (nodePortDnat, snat, service)');
+        if (!(k in cfg.ctZones))
+          bad(`ctZones.${k}`, 'is not a known zone (nodePortDnat, snat, service)');
         cfg.ctZones[k as keyof typeof cfg.ctZones] = zone(v, `ctZones.${k}`);
       }
     }
@@ -83,14 +89,18 @@ export function parseConfig(docs: Obj[]): SvcflowConfig {
       for (const [name, raw] of Object.entries(d.nodes)) {
         if (!isObj(raw)) bad(`nodes.${name}`, 'must be a mapping');
         const o: NodeOverrides = cfg.nodes[name] ?? {};
-        if (raw.gatewayMAC !== undefined) o.gatewayMAC = mac(raw.gatewayMAC, `nodes.${name}.gatewayMAC`);
+        if (raw.gatewayMAC !== undefined)
+          o.gatewayMAC = mac(raw.gatewayMAC, `nodes.${name}.gatewayMAC`);
         if (raw.pods !== undefined) {
           if (!isObj(raw.pods)) bad(`nodes.${name}.pods`, 'must be a mapping of namespace/name');
           o.pods = { ...(o.pods ?? {}) };
           for (const [pod, pv] of Object.entries(raw.pods)) {
             if (!isObj(pv)) bad(`nodes.${name}.pods.${pod}`, 'must be a mapping');
             o.pods[pod] = {
-              ofport: pv.ofport === undefined ? undefined : ofport(pv.ofport, `nodes.${name}.pods.${pod}.ofport`),
+              ofport:
+                pv.ofport === undefined
+                  ? undefined
+                  : ofport(pv.ofport, `nodes.${name}.pods.${pod}.ofport`),
               mac: pv.mac === undefined ? undefined : mac(pv.mac, `nodes.${name}.pods.${pod}.mac`),
             };
           }
@@ -101,6 +111,7 @@ export function parseConfig(docs: Obj[]): SvcflowConfig {
   }
   const zones = Object.values(cfg.ctZones);
   if (new Set(zones).size !== zones.length) bad('ctZones', 'must be three different zones');
-  if (new Set([cfg.gatewayPort, cfg.uplinkPort]).size !== 2) bad('gatewayPort', 'and uplinkPort must differ');
+  if (new Set([cfg.gatewayPort, cfg.uplinkPort]).size !== 2)
+    bad('gatewayPort', 'and uplinkPort must differ');
   return cfg;
 }

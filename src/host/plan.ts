@@ -9,15 +9,35 @@ export function buildHostPlan(state: ClusterState, dp: NodeDataplane): HostPlan 
   const routes: HostPlan['routes'] = [];
   for (const peer of dp.peers) {
     if (!peer.podCIDR) continue;
-    routes.push({ destination: peer.podCIDR, device: dp.bridge, via: peer.ip, why: `noEncap: pods of ${peer.name} are reached through that node's IP` });
+    routes.push({
+      destination: peer.podCIDR,
+      device: dp.bridge,
+      via: peer.ip,
+      why: `noEncap: pods of ${peer.name} are reached through that node's IP`,
+    });
   }
-  routes.push({ destination: `${dp.virtualIP}/32`, device: gw, source: dp.gatewayIP, why: 'host → NodePort: redirected traffic enters OVS through the gateway' });
-  routes.push({ destination: `${dp.hostReturnIP}/32`, device: gw, source: dp.gatewayIP, why: 'replies of hostNetwork endpoints to gateway-IP clients go back into OVS' });
-  const clusterIPs = [...new Set(state.services.flatMap((s) => (s.type === 'ExternalName' ? [] : s.clusterIPs)))].sort((x, y) =>
-    x.localeCompare(y, 'en', { numeric: true }),
-  );
+  routes.push({
+    destination: `${dp.virtualIP}/32`,
+    device: gw,
+    source: dp.gatewayIP,
+    why: 'host → NodePort: redirected traffic enters OVS through the gateway',
+  });
+  routes.push({
+    destination: `${dp.hostReturnIP}/32`,
+    device: gw,
+    source: dp.gatewayIP,
+    why: 'replies of hostNetwork endpoints to gateway-IP clients go back into OVS',
+  });
+  const clusterIPs = [
+    ...new Set(state.services.flatMap((s) => (s.type === 'ExternalName' ? [] : s.clusterIPs))),
+  ].sort((x, y) => x.localeCompare(y, 'en', { numeric: true }));
   for (const ip of clusterIPs)
-    routes.push({ destination: `${ip}/32`, device: gw, source: dp.gatewayIP, why: 'host → ClusterIP: through the gateway, answered by the OVS ARP responder' });
+    routes.push({
+      destination: `${ip}/32`,
+      device: gw,
+      source: dp.gatewayIP,
+      why: 'host → ClusterIP: through the gateway, answered by the OVS ARP responder',
+    });
 
   const neighbors: HostPlan['neighbors'] = [dp.virtualIP, dp.hostReturnIP].map((ip) => ({
     device: gw,
@@ -27,7 +47,12 @@ export function buildHostPlan(state: ClusterState, dp: NodeDataplane): HostPlan 
   }));
 
   const interfaces: HostPlan['interfaces'] = [
-    { device: 'all', rpFilter: 0, sendRedirects: false, why: 'the effective rp_filter is the max of all and the device' },
+    {
+      device: 'all',
+      rpFilter: 0,
+      sendRedirects: false,
+      why: 'the effective rp_filter is the max of all and the device',
+    },
     {
       device: gw,
       forwarding: true,
@@ -46,12 +71,18 @@ export function buildHostPlan(state: ClusterState, dp: NodeDataplane): HostPlan 
       txChecksumOffload: false,
       why: 'IP forwarding on br-int (noEncap); no ICMP redirects; NATed checksums',
     },
-    { device: dp.uplinkInterface, txChecksumOffload: false, why: 'NATed packets leave through the uplink' },
+    {
+      device: dp.uplinkInterface,
+      txChecksumOffload: false,
+      why: 'NATed packets leave through the uplink',
+    },
   ];
 
   const nodePortRedirects: HostPlan['nodePortRedirects'] = [];
   const seen = new Set<string>();
-  for (const s of [...state.services].sort((x, y) => `${x.namespace}/${x.name}`.localeCompare(`${y.namespace}/${y.name}`)))
+  for (const s of [...state.services].sort((x, y) =>
+    `${x.namespace}/${x.name}`.localeCompare(`${y.namespace}/${y.name}`),
+  ))
     for (const p of s.ports) {
       if (p.nodePort === undefined || seen.has(`${p.protocol}/${p.nodePort}`)) continue;
       seen.add(`${p.protocol}/${p.nodePort}`);

@@ -45,7 +45,7 @@ export function prefixMask(prefix: number): number {
 }
 
 export function cidrContains(c: Cidr, ip: string): boolean {
-  return ((ipToInt(ip) & prefixMask(c.prefix)) >>> 0) === c.network;
+  return (ipToInt(ip) & prefixMask(c.prefix)) >>> 0 === c.network;
 }
 
 export function formatCidr(c: Cidr): string {

@@ -60,7 +60,8 @@ export function renderMatch(match: MatchField[]): string {
   const proto = match.find((m) => m.kind === 'ip_proto');
   const eth = match.find((m) => m.kind === 'eth_type');
   // ovs-ofctl has no igmp keyword: it is ip with nw_proto=2.
-  if (proto && proto.kind === 'ip_proto') parts.push(proto.value === 'igmp' ? 'ip,nw_proto=2' : proto.value);
+  if (proto && proto.kind === 'ip_proto')
+    parts.push(proto.value === 'igmp' ? 'ip,nw_proto=2' : proto.value);
   else if (eth && eth.kind === 'eth_type') parts.push(eth.value);
   for (const m of match) {
     switch (m.kind) {
@@ -162,7 +163,11 @@ function renderActionUncached(a: Action): string {
     case 'resubmit':
       return `resubmit(,${a.table})`;
     case 'output':
-      return typeof a.port === 'number' ? `output:${a.port}` : a.port === 'IN_PORT' ? 'in_port' : a.port;
+      return typeof a.port === 'number'
+        ? `output:${a.port}`
+        : a.port === 'IN_PORT'
+          ? 'in_port'
+          : a.port;
     case 'output_reg':
       return `output:${regName(a.slice)}`;
     case 'group':

@@ -83,8 +83,21 @@ class ProgramBuilder {
     return c;
   }
 
-  flow(table: TableName, priority: number, match: MatchField[], actions: Action[], category: CategoryName = 'base', key = ''): void {
-    this.flows.push({ table: T(table), priority, cookie: this.cookie(category, key), match, actions });
+  flow(
+    table: TableName,
+    priority: number,
+    match: MatchField[],
+    actions: Action[],
+    category: CategoryName = 'base',
+    key = '',
+  ): void {
+    this.flows.push({
+      table: T(table),
+      priority,
+      cookie: this.cookie(category, key),
+      match,
+      actions,
+    });
   }
 
   groupId(key: string): number {
@@ -116,9 +129,24 @@ function baseFlows(b: ProgramBuilder, dp: NodeDataplane): void {
 
   // Classifier: name the source, drop IGMP (the design notes saw it burn CPU).
   b.flow('Classifier', 220, [m.ip(), m.proto('igmp')], [a.drop()]);
-  b.flow('Classifier', 200, [m.inPort(dp.uplinkPort)], [a.load(PacketSource, Source.uplink), a.goto(T('ArpResponder'))]);
-  b.flow('Classifier', 200, [m.inPort(dp.gatewayPort)], [a.load(PacketSource, Source.gateway), a.goto(T('ArpResponder'))]);
-  b.flow('Classifier', 200, [m.inPort('LOCAL')], [a.load(PacketSource, Source.bridge), a.goto(T('ArpResponder'))]);
+  b.flow(
+    'Classifier',
+    200,
+    [m.inPort(dp.uplinkPort)],
+    [a.load(PacketSource, Source.uplink), a.goto(T('ArpResponder'))],
+  );
+  b.flow(
+    'Classifier',
+    200,
+    [m.inPort(dp.gatewayPort)],
+    [a.load(PacketSource, Source.gateway), a.goto(T('ArpResponder'))],
+  );
+  b.flow(
+    'Classifier',
+    200,
+    [m.inPort('LOCAL')],
+    [a.load(PacketSource, Source.bridge), a.goto(T('ArpResponder'))],
+  );
 
   // ARP: node addresses live on LOCAL and are answered by the host through the uplink;
   // everything inside the node (gateway, pods, virtual IPs) is answered by OVS itself.
@@ -127,9 +155,19 @@ function baseFlows(b: ProgramBuilder, dp: NodeDataplane): void {
     b.flow('ArpResponder', 210, [m.arp(), src(Source.uplink), m.arpTpa(ip)], [a.output('LOCAL')]);
   b.flow('ArpResponder', 205, [m.arp(), src(Source.uplink), m.arpOp(2)], [a.output('LOCAL')]);
   b.flow('ArpResponder', 200, [m.arp(), src(Source.uplink)], [a.drop()]);
-  b.flow('ArpResponder', 200, [m.arp(), m.arpOp(1), src(Source.localPod), m.arpTpa(dp.gatewayIP)], arpReply(dp.gatewayIP, dp.gatewayMAC));
+  b.flow(
+    'ArpResponder',
+    200,
+    [m.arp(), m.arpOp(1), src(Source.localPod), m.arpTpa(dp.gatewayIP)],
+    arpReply(dp.gatewayIP, dp.gatewayMAC),
+  );
   for (const ip of [dp.virtualIP, dp.hostReturnIP])
-    b.flow('ArpResponder', 200, [m.arp(), m.arpOp(1), src(Source.gateway), m.arpTpa(ip)], arpReply(ip, dp.virtualMAC));
+    b.flow(
+      'ArpResponder',
+      200,
+      [m.arp(), m.arpOp(1), src(Source.gateway), m.arpTpa(ip)],
+      arpReply(ip, dp.virtualMAC),
+    );
   b.flow('ArpResponder', 190, [m.arp()], [a.drop()]);
 
   // SpoofGuard: a pod may only send from its own MAC and IP (per-pod flows below).
@@ -140,7 +178,12 @@ function baseFlows(b: ProgramBuilder, dp: NodeDataplane): void {
   b.flow('SourceDispatch', 200, [src(Source.bridge)], [a.output(dp.uplinkPort)]);
   // A hostNetwork endpoint on this node answered the hostReturnIP: restore the gateway IP the
   // connection really belongs to before conntrack un-NATs it.
-  b.flow('SourceDispatch', 210, [m.ip(), src(Source.gateway), m.nwDst(dp.hostReturnIP)], [a.set('ip_dst', dp.gatewayIP), a.goto(T('Conntrack'))]);
+  b.flow(
+    'SourceDispatch',
+    210,
+    [m.ip(), src(Source.gateway), m.nwDst(dp.hostReturnIP)],
+    [a.set('ip_dst', dp.gatewayIP), a.goto(T('Conntrack'))],
+  );
   b.flow('SourceDispatch', 190, [m.ip()], [a.goto(T('Conntrack'))]);
 
   // Uplink: our pods (and replies to the gateway IP) go through conntrack; other IPv4 may be a NodePort.
@@ -152,48 +195,113 @@ function baseFlows(b: ProgramBuilder, dp: NodeDataplane): void {
 
   // Only traffic for this node's own addresses reaches the host (no forwarding loops, no
   // duplicate echo replies on a promiscuous uplink).
-  for (const ip of dp.nodeIPs) b.flow('UplinkToHost', 200, [m.ip(), m.nwDst(ip)], [a.output('LOCAL')]);
+  for (const ip of dp.nodeIPs)
+    b.flow('UplinkToHost', 200, [m.ip(), m.nwDst(ip)], [a.output('LOCAL')]);
   b.flow('UplinkToHost', 200, [m.ip(), m.nwDst('255.255.255.255')], [a.output('LOCAL')]);
 
   // NodePort request: node address → virtual IP in the DNAT zone, then the SNAT zone.
   const z = dp.ctZones;
   const request = regMatch(NodePortDirection, Direction.request);
   const reply = regMatch(NodePortDirection, Direction.reply);
-  b.flow('Dnat', 190, [m.ip(), m.ct('+new+trk')], [
-    a.load(NodePortDirection, Direction.request),
-    { kind: 'ct', commit: true, zone: z.nodePortDnat, nat: { type: 'dst', ip: dp.virtualIP }, table: T('PostDnat') },
-  ]);
-  b.flow('Dnat', 190, [m.ip(), m.ct('+est+trk')], [a.load(NodePortDirection, Direction.request), a.goto(T('PostDnat'))]);
-  b.flow('PostDnat', 200, [m.ip(), request], [{ kind: 'ct', commit: false, zone: z.snat, nat: 'existing', table: T('Snat') }]);
-  b.flow('Snat', 200, [m.ip(), request, m.ct('+new+trk')], [
-    { kind: 'ct', commit: true, zone: z.snat, nat: { type: 'src', ip: dp.gatewayIP }, table: T('PostSnat') },
-  ]);
+  b.flow(
+    'Dnat',
+    190,
+    [m.ip(), m.ct('+new+trk')],
+    [
+      a.load(NodePortDirection, Direction.request),
+      {
+        kind: 'ct',
+        commit: true,
+        zone: z.nodePortDnat,
+        nat: { type: 'dst', ip: dp.virtualIP },
+        table: T('PostDnat'),
+      },
+    ],
+  );
+  b.flow(
+    'Dnat',
+    190,
+    [m.ip(), m.ct('+est+trk')],
+    [a.load(NodePortDirection, Direction.request), a.goto(T('PostDnat'))],
+  );
+  b.flow(
+    'PostDnat',
+    200,
+    [m.ip(), request],
+    [{ kind: 'ct', commit: false, zone: z.snat, nat: 'existing', table: T('Snat') }],
+  );
+  b.flow(
+    'Snat',
+    200,
+    [m.ip(), request, m.ct('+new+trk')],
+    [
+      {
+        kind: 'ct',
+        commit: true,
+        zone: z.snat,
+        nat: { type: 'src', ip: dp.gatewayIP },
+        table: T('PostSnat'),
+      },
+    ],
+  );
   b.flow('Snat', 200, [m.ip(), request, m.ct('+est+trk')], [a.goto(T('PostSnat'))]);
   b.flow('PostSnat', 200, [m.ip(), request], [a.goto(T('Conntrack'))]);
 
   // NodePort reply: un-SNAT (zone snat), un-DNAT (zone nodePortDnat), then to the host, which
   // routes it out of br-int and the uplink. Replies match no ct_state: connections that were
   // never SNATed (externalTrafficPolicy Local) simply pass through the SNAT zone unchanged.
-  b.flow('PostSnat', 200, [m.ip(), reply], [{ kind: 'ct', commit: false, zone: z.snat, nat: 'existing', table: T('Snat') }]);
-  b.flow('Snat', 200, [m.ip(), reply], [{ kind: 'ct', commit: false, zone: z.nodePortDnat, nat: 'existing', table: T('Dnat') }]);
+  b.flow(
+    'PostSnat',
+    200,
+    [m.ip(), reply],
+    [{ kind: 'ct', commit: false, zone: z.snat, nat: 'existing', table: T('Snat') }],
+  );
+  b.flow(
+    'Snat',
+    200,
+    [m.ip(), reply],
+    [{ kind: 'ct', commit: false, zone: z.nodePortDnat, nat: 'existing', table: T('Dnat') }],
+  );
   b.flow('Dnat', 200, [m.ip(), reply], [...toGateway, a.goto(T('L2ForwardingOut'))]);
 
   // Service conntrack zone: every pod, gateway and uplink-to-pod packet.
-  b.flow('Conntrack', 200, [m.ip()], [{ kind: 'ct', commit: false, zone: z.service, nat: 'existing', table: T('ConntrackState') }]);
+  b.flow(
+    'Conntrack',
+    200,
+    [m.ip()],
+    [{ kind: 'ct', commit: false, zone: z.service, nat: 'existing', table: T('ConntrackState') }],
+  );
   b.flow('ConntrackState', 200, [m.ip(), m.ct('+new+trk')], [a.goto(T('SvcDnat'))]);
 
   // L3Forwarding
   // A NodePort reply, un-DNATed back to the virtual IP: walk the NodePort zones in reverse.
-  b.flow('L3Forwarding', 220, [m.ip(), m.ct('+rpl+trk'), m.nwSrc(dp.virtualIP)], [a.load(NodePortDirection, Direction.reply), a.resubmit(T('PostSnat'))]);
+  b.flow(
+    'L3Forwarding',
+    220,
+    [m.ip(), m.ct('+rpl+trk'), m.nwSrc(dp.virtualIP)],
+    [a.load(NodePortDirection, Direction.reply), a.resubmit(T('PostSnat'))],
+  );
   // Gateway-IP traffic to a hostNetwork endpoint on this node: the host would answer its own
   // address locally, so present the request as coming from hostReturnIP (routed via the gateway).
   for (const ip of dp.nodeIPs)
-    b.flow('L3Forwarding', 210, [m.ip(), m.ct('-rpl+trk'), m.ctMark(ServiceCtMark.value, ServiceCtMark.mask), m.nwSrc(dp.gatewayIP), m.nwDst(ip)], [
-      a.set('ip_src', dp.hostReturnIP),
-      ...toGateway,
-      a.goto(T('ConntrackCommit')),
-    ]);
-  b.flow('L3Forwarding', 200, [m.ip(), m.nwDst(dp.gatewayIP)], [...toGateway, a.goto(T('ConntrackCommit'))]);
+    b.flow(
+      'L3Forwarding',
+      210,
+      [
+        m.ip(),
+        m.ct('-rpl+trk'),
+        m.ctMark(ServiceCtMark.value, ServiceCtMark.mask),
+        m.nwSrc(dp.gatewayIP),
+        m.nwDst(ip),
+      ],
+      [a.set('ip_src', dp.hostReturnIP), ...toGateway, a.goto(T('ConntrackCommit'))],
+    );
+  b.flow(
+    'L3Forwarding',
+    200,
+    [m.ip(), m.nwDst(dp.gatewayIP)],
+    [...toGateway, a.goto(T('ConntrackCommit'))],
+  );
   b.flow('L3Forwarding', 190, [m.ip(), m.nwDst(dp.podCIDR)], [a.drop()]);
   // Everything else (peer pods, peer nodes, the outside) is routed by the host (noEncap).
   b.flow('L3Forwarding', 180, [m.ip()], [...toGateway, a.goto(T('ConntrackCommit'))]);
@@ -201,38 +309,92 @@ function baseFlows(b: ProgramBuilder, dp: NodeDataplane): void {
   // Commit new connections exactly once. A Service connection was already committed (with its
   // NAT and the Service ct_mark) in EndpointDnat; committing it again here is the conflict the
   // design notes saw as duplicate packets, so it skips straight to output.
-  b.flow('ConntrackCommit', 210, [m.ip(), m.ct('+new+trk'), m.ctMark(ServiceCtMark.value, ServiceCtMark.mask)], [a.goto(T('L2ForwardingOut'))]);
-  b.flow('ConntrackCommit', 200, [m.ip(), m.ct('+new+trk')], [{ kind: 'ct', commit: true, zone: z.service, table: T('L2ForwardingOut') }]);
+  b.flow(
+    'ConntrackCommit',
+    210,
+    [m.ip(), m.ct('+new+trk'), m.ctMark(ServiceCtMark.value, ServiceCtMark.mask)],
+    [a.goto(T('L2ForwardingOut'))],
+  );
+  b.flow(
+    'ConntrackCommit',
+    200,
+    [m.ip(), m.ct('+new+trk')],
+    [{ kind: 'ct', commit: true, zone: z.service, table: T('L2ForwardingOut') }],
+  );
 
   // Output. Back out of the gateway it came from needs IN_PORT (OVS drops output to in_port).
-  b.flow('L2ForwardingOut', 210, [m.ip(), src(Source.gateway), regMatch(TargetPort, dp.gatewayPort)], [a.output('IN_PORT')]);
+  b.flow(
+    'L2ForwardingOut',
+    210,
+    [m.ip(), src(Source.gateway), regMatch(TargetPort, dp.gatewayPort)],
+    [a.output('IN_PORT')],
+  );
   b.flow('L2ForwardingOut', 200, [m.ip()], [a.outputReg(TargetPort)]);
 }
 
 function podFlows(b: ProgramBuilder, dp: NodeDataplane): void {
   for (const pod of dp.localPods) {
     const key = `${pod.namespace}/${pod.name}`;
-    b.flow('Classifier', 190, [m.inPort(pod.ofport)], [a.load(PacketSource, Source.localPod), a.goto(T('ArpResponder'))], 'pod', key);
+    b.flow(
+      'Classifier',
+      190,
+      [m.inPort(pod.ofport)],
+      [a.load(PacketSource, Source.localPod), a.goto(T('ArpResponder'))],
+      'pod',
+      key,
+    );
     // Host and pods on this node ask for a pod's MAC; OVS answers.
-    b.flow('ArpResponder', 200, [m.arp(), m.arpOp(1), m.arpTpa(pod.ip)], arpReply(pod.ip, pod.mac), 'pod', key);
-    b.flow('SpoofGuard', 200, [m.ip(), m.inPort(pod.ofport), m.dlSrc(pod.mac), m.nwSrc(pod.ip)], [a.goto(T('SourceDispatch'))], 'pod', key);
-    b.flow('L3Forwarding', 200, [m.ip(), m.nwDst(pod.ip)], [
-      a.set('eth_src', dp.gatewayMAC),
-      a.set('eth_dst', pod.mac),
-      a.load(TargetPort, pod.ofport),
-      a.goto(T('ConntrackCommit')),
-    ], 'pod', key);
+    b.flow(
+      'ArpResponder',
+      200,
+      [m.arp(), m.arpOp(1), m.arpTpa(pod.ip)],
+      arpReply(pod.ip, pod.mac),
+      'pod',
+      key,
+    );
+    b.flow(
+      'SpoofGuard',
+      200,
+      [m.ip(), m.inPort(pod.ofport), m.dlSrc(pod.mac), m.nwSrc(pod.ip)],
+      [a.goto(T('SourceDispatch'))],
+      'pod',
+      key,
+    );
+    b.flow(
+      'L3Forwarding',
+      200,
+      [m.ip(), m.nwDst(pod.ip)],
+      [
+        a.set('eth_src', dp.gatewayMAC),
+        a.set('eth_dst', pod.mac),
+        a.load(TargetPort, pod.ofport),
+        a.goto(T('ConntrackCommit')),
+      ],
+      'pod',
+      key,
+    );
   }
 }
 
 /** The flows and groups of one Service (all its ports), plus the endpoints it needs DNAT flows for. */
-function serviceFlows(b: ProgramBuilder, dp: NodeDataplane, plans: ServicePortPlan[], endpointFlows: Map<number, Endpoint>): CompiledNode['servicePorts'] {
+function serviceFlows(
+  b: ProgramBuilder,
+  dp: NodeDataplane,
+  plans: ServicePortPlan[],
+  endpointFlows: Map<number, Endpoint>,
+): CompiledNode['servicePorts'] {
   const report: CompiledNode['servicePorts'] = [];
   const arpAnswered = new Set<string>();
   const resubmitDnat = a.resubmit(T('EndpointDnat'));
 
   /** One select group per distinct endpoint set of a Service port (cluster and local often coincide). */
-  const groupFor = (svcKey: string, objKey: string, variant: string, eps: Endpoint[], reuse: Map<Endpoint[], number>): number => {
+  const groupFor = (
+    svcKey: string,
+    objKey: string,
+    variant: string,
+    eps: Endpoint[],
+    reuse: Map<Endpoint[], number>,
+  ): number => {
     for (const [list, id] of reuse) if (sameEndpoints(list, eps)) return id;
     const id = b.groupId(`${svcKey}|${variant}`);
     reuse.set(eps, id);
@@ -264,43 +426,116 @@ function serviceFlows(b: ProgramBuilder, dp: NodeDataplane, plans: ServicePortPl
     };
     const internal = svc.internalTrafficPolicy === 'Local' ? plan.local : plan.cluster;
     for (const ip of svc.clusterIPs) {
-      b.flow('ServiceLB', 200, [m.ip(), m.proto(port.protocol), m.nwDst(ip), m.tpDst(port.port)], lb(svc.internalTrafficPolicy, internal), 'service', objKey);
+      b.flow(
+        'ServiceLB',
+        200,
+        [m.ip(), m.proto(port.protocol), m.nwDst(ip), m.tpDst(port.port)],
+        lb(svc.internalTrafficPolicy, internal),
+        'service',
+        objKey,
+      );
       // The host reaches ClusterIPs through a route to the gateway; OVS answers its ARP.
       if (!arpAnswered.has(ip)) {
         arpAnswered.add(ip);
-        b.flow('ArpResponder', 200, [m.arp(), m.arpOp(1), regMatch(PacketSource, Source.gateway), m.arpTpa(ip)], arpReply(ip, dp.virtualMAC), 'service', objKey);
+        b.flow(
+          'ArpResponder',
+          200,
+          [m.arp(), m.arpOp(1), regMatch(PacketSource, Source.gateway), m.arpTpa(ip)],
+          arpReply(ip, dp.virtualMAC),
+          'service',
+          objKey,
+        );
       }
     }
     if (port.nodePort !== undefined) {
       const np = port.nodePort;
       const proto = m.proto(port.protocol);
-      b.flow('NodePortFilter2', 200, [m.ip(), proto, m.tpDst(np)], [{ kind: 'ct', commit: false, zone: dp.ctZones.nodePortDnat, nat: 'existing', table: T('Dnat') }], 'service', objKey);
+      b.flow(
+        'NodePortFilter2',
+        200,
+        [m.ip(), proto, m.tpDst(np)],
+        [
+          {
+            kind: 'ct',
+            commit: false,
+            zone: dp.ctZones.nodePortDnat,
+            nat: 'existing',
+            table: T('Dnat'),
+          },
+        ],
+        'service',
+        objKey,
+      );
       const external = svc.externalTrafficPolicy === 'Local' ? plan.local : plan.cluster;
-      b.flow('ServiceLB', 210, [m.ip(), proto, regMatch(PacketSource, Source.uplink), m.nwDst(dp.virtualIP), m.tpDst(np)], lb(svc.externalTrafficPolicy, external), 'service', objKey);
+      b.flow(
+        'ServiceLB',
+        210,
+        [m.ip(), proto, regMatch(PacketSource, Source.uplink), m.nwDst(dp.virtualIP), m.tpDst(np)],
+        lb(svc.externalTrafficPolicy, external),
+        'service',
+        objKey,
+      );
       // From the host itself (redirected NodeIP:port / 127.0.0.1:port): any endpoint, as kube-proxy does.
-      b.flow('ServiceLB', 200, [m.ip(), proto, m.nwDst(dp.virtualIP), m.tpDst(np)], lb('Cluster', plan.cluster), 'service', objKey);
+      b.flow(
+        'ServiceLB',
+        200,
+        [m.ip(), proto, m.nwDst(dp.virtualIP), m.tpDst(np)],
+        lb('Cluster', plan.cluster),
+        'service',
+        objKey,
+      );
       if (svc.externalTrafficPolicy === 'Local') {
         // Keep the client address: skip the SNAT commit (no ct_state match: every packet passes).
-        b.flow('Snat', 210, [m.ip(), proto, regMatch(NodePortDirection, Direction.request), m.nwDst(dp.virtualIP), m.tpDst(np)], [a.goto(T('PostSnat'))], 'service', objKey);
+        b.flow(
+          'Snat',
+          210,
+          [
+            m.ip(),
+            proto,
+            regMatch(NodePortDirection, Direction.request),
+            m.nwDst(dp.virtualIP),
+            m.tpDst(np),
+          ],
+          [a.goto(T('PostSnat'))],
+          'service',
+          objKey,
+        );
       }
     }
-    report.push({ service: objKey, port: port.name || String(port.port), groups: [...groups], endpoints: plan.cluster.length });
+    report.push({
+      service: objKey,
+      port: port.name || String(port.port),
+      groups: [...groups],
+      endpoints: plan.cluster.length,
+    });
   }
 
   return report;
 }
 
 function endpointFlow(b: ProgramBuilder, dp: NodeDataplane, e: Endpoint): void {
-  b.flow('EndpointDnat', 200, [m.ip(), m.proto(e.protocol), regMatch(EndpointIP, ipToInt(e.ip)), regMatch(EndpointPort, e.port)], [
-    {
-      kind: 'ct',
-      commit: true,
-      zone: dp.ctZones.service,
-      nat: { type: 'dst', ip: e.ip, port: e.port },
-      setMark: SERVICE_MARK,
-      table: T('L3Forwarding'),
-    },
-  ], 'endpoint', `${e.protocol}/${e.ip}:${e.port}`);
+  b.flow(
+    'EndpointDnat',
+    200,
+    [
+      m.ip(),
+      m.proto(e.protocol),
+      regMatch(EndpointIP, ipToInt(e.ip)),
+      regMatch(EndpointPort, e.port),
+    ],
+    [
+      {
+        kind: 'ct',
+        commit: true,
+        zone: dp.ctZones.service,
+        nat: { type: 'dst', ip: e.ip, port: e.port },
+        setMark: SERVICE_MARK,
+        table: T('L3Forwarding'),
+      },
+    ],
+    'endpoint',
+    `${e.protocol}/${e.ip}:${e.port}`,
+  );
 }
 
 const SERVICE_MARK = Object.freeze({ value: ServiceCtMark.value, mask: ServiceCtMark.mask });
@@ -308,13 +543,14 @@ const PROTO_INDEX = { TCP: 0, UDP: 1, SCTP: 2 } as const;
 
 /** A number that identifies protocol + IP + port, cheaper than a string key. */
 function endpointKey(e: Endpoint): number {
-  return (PROTO_INDEX[e.protocol] * 0x1000000000000) + ipToInt(e.ip) * 65536 + e.port;
+  return PROTO_INDEX[e.protocol] * 0x1000000000000 + ipToInt(e.ip) * 65536 + e.port;
 }
 
 function sameEndpoints(x: Endpoint[], y: Endpoint[]): boolean {
   if (x === y) return true;
   if (x.length !== y.length) return false;
-  for (let i = 0; i < x.length; i++) if (x[i].ip !== y[i].ip || x[i].port !== y[i].port) return false;
+  for (let i = 0; i < x.length; i++)
+    if (x[i].ip !== y[i].ip || x[i].port !== y[i].port) return false;
   return true;
 }
 
@@ -322,13 +558,21 @@ function sameEndpoints(x: Endpoint[], y: Endpoint[]): boolean {
 function missFlows(b: ProgramBuilder, dp: NodeDataplane): void {
   for (const t of TABLES) {
     const actions: Action[] =
-      t.miss.kind === 'drop' ? [a.drop()] : t.miss.kind === 'local' ? [a.output('LOCAL')] : [a.goto(T(t.miss.table))];
+      t.miss.kind === 'drop'
+        ? [a.drop()]
+        : t.miss.kind === 'local'
+          ? [a.output('LOCAL')]
+          : [a.goto(T(t.miss.table))];
     void dp;
     b.flow(t.name, 0, [], actions);
   }
 }
 
-export function compileNode(state: ClusterState, dp: NodeDataplane, opts: CompileOptions = {}): CompiledNode {
+export function compileNode(
+  state: ClusterState,
+  dp: NodeDataplane,
+  opts: CompileOptions = {},
+): CompiledNode {
   const b = new ProgramBuilder(opts.round ?? 1);
   baseFlows(b, dp);
   podFlows(b, dp);
@@ -361,7 +605,12 @@ export interface ServiceUnit {
 }
 
 /** One Service's flows and groups; `plans` are its ports (from planServices). */
-export function compileService(plans: ServicePortPlan[], dp: NodeDataplane, alloc: GroupIdAllocator, opts: CompileOptions = {}): ServiceUnit {
+export function compileService(
+  plans: ServicePortPlan[],
+  dp: NodeDataplane,
+  alloc: GroupIdAllocator,
+  opts: CompileOptions = {},
+): ServiceUnit {
   const b = new ProgramBuilder(opts.round ?? 1, alloc);
   const endpoints = new Map<number, Endpoint>();
   serviceFlows(b, dp, plans, endpoints);

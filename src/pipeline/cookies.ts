@@ -23,7 +23,9 @@ export function objectId(key: string): bigint {
     h1 = Math.imul(h1 ^ c, 0x01000193);
     h2 = Math.imul(h2 ^ c, 0x0100019d);
   }
-  return (BigInt(h1 >>> 0) << 8n) ^ BigInt((h2 >>> 0) & 0xff) ^ (BigInt(h2 >>> 8) << 16n & OBJECT_MASK);
+  return (
+    (BigInt(h1 >>> 0) << 8n) ^ BigInt((h2 >>> 0) & 0xff) ^ ((BigInt(h2 >>> 8) << 16n) & OBJECT_MASK)
+  );
 }
 
 export function makeCookie(round: number, category: CategoryName, object: bigint): bigint {

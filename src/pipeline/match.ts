@@ -20,17 +20,16 @@ function memo<K, V>(make: (k: K) => V): (k: K) => V {
 
 const IP: MatchField = Object.freeze({ kind: 'eth_type', value: 'ip' });
 const ARP: MatchField = Object.freeze({ kind: 'eth_type', value: 'arp' });
-const protoOf = memo(
-  (p: Protocol | 'igmp'): MatchField => ({
-    kind: 'ip_proto',
-    value: p === 'igmp' ? 'igmp' : (p.toLowerCase() as 'tcp' | 'udp' | 'sctp'),
-  }),
-);
+const protoOf = memo((p: Protocol | 'igmp'): MatchField => ({
+  kind: 'ip_proto',
+  value: p === 'igmp' ? 'igmp' : (p.toLowerCase() as 'tcp' | 'udp' | 'sctp'),
+}));
 const tpDstOf = memo((port: number): MatchField => ({ kind: 'tp_dst', port }));
 const ctOf = memo((spec: string): MatchField => {
   // "+new+trk-rpl" → flags
   const flags: Partial<Record<CtStateFlag, boolean>> = {};
-  for (const [, sign, name] of spec.matchAll(/([+-])([a-z]+)/g)) flags[name as CtStateFlag] = sign === '+';
+  for (const [, sign, name] of spec.matchAll(/([+-])([a-z]+)/g))
+    flags[name as CtStateFlag] = sign === '+';
   return { kind: 'ct_state', flags };
 });
 
@@ -61,7 +60,11 @@ export const a = {
   drop: (): Action => DROP,
   group: (id: number): Action => ({ kind: 'group', id }),
   load: (f: RegField, value: number): Action => ({ kind: 'set', field: regFieldOf(f), value }),
-  set: (field: FieldRef['kind'], value: string | number): Action => ({ kind: 'set', field: { kind: field } as FieldRef, value }),
+  set: (field: FieldRef['kind'], value: string | number): Action => ({
+    kind: 'set',
+    field: { kind: field } as FieldRef,
+    value,
+  }),
   move: (from: FieldRef['kind'], to: FieldRef['kind']): Action => ({
     kind: 'move',
     from: { kind: from } as FieldRef,

@@ -16,9 +16,27 @@ const field = (name: string, reg: number, start: number, end: number, doc: strin
 export const PacketSource = field('PacketSource', 0, 0, 3, 'where the packet entered the bridge');
 export const TargetPort = field('TargetPort', 1, 0, 31, 'ofport chosen by L3Forwarding');
 export const EndpointIP = field('EndpointIP', 3, 0, 31, 'endpoint IPv4 chosen by a select group');
-export const EndpointPort = field('EndpointPort', 4, 0, 15, 'endpoint port chosen by a select group');
-export const EndpointChosen = field('EndpointChosen', 4, 16, 16, '1 when session affinity chose the endpoint');
-export const NodePortDirection = field('NodePortDirection', 8, 0, 15, 'NodePort traffic: 1 request, 2 reply');
+export const EndpointPort = field(
+  'EndpointPort',
+  4,
+  0,
+  15,
+  'endpoint port chosen by a select group',
+);
+export const EndpointChosen = field(
+  'EndpointChosen',
+  4,
+  16,
+  16,
+  '1 when session affinity chose the endpoint',
+);
+export const NodePortDirection = field(
+  'NodePortDirection',
+  8,
+  0,
+  15,
+  'NodePort traffic: 1 request, 2 reply',
+);
 
 export const REG_FIELDS: readonly RegField[] = [
   PacketSource,
@@ -34,7 +52,11 @@ export const Source = { tunnel: 0, gateway: 1, localPod: 2, uplink: 4, bridge: 5
 export const Direction = { request: 1, reply: 2 } as const;
 
 /** ct_mark bits in the service zone. */
-export const ServiceCtMark = { value: 0x1, mask: 0x1, doc: 'connection was DNATed to a Service endpoint' };
+export const ServiceCtMark = {
+  value: 0x1,
+  mask: 0x1,
+  doc: 'connection was DNATed to a Service endpoint',
+};
 
 function sliceMask(slice: RegSlice): number {
   const width = slice.end - slice.start + 1;

@@ -61,14 +61,23 @@ export function planServices(state: ClusterState, dp: NodeDataplane): ServicePor
             : localHostIPs.has(e.ip)
               ? 'localHost'
               : 'remote';
-          const ep: Endpoint = { ip: e.ip, port: sp.port, protocol: port.protocol, nodeName: e.nodeName, place };
+          const ep: Endpoint = {
+            ip: e.ip,
+            port: sp.port,
+            protocol: port.protocol,
+            nodeName: e.nodeName,
+            place,
+          };
           (e.ready ? ready : fallback).push(ep);
         }
       }
       const cluster = sortEndpoints(ready.length > 0 ? ready : fallback);
       // Local endpoints follow the same rule among themselves (kube-proxy does the same).
       const localReady = ready.filter((e) => e.place !== 'remote');
-      const local = localReady.length > 0 ? sortEndpoints(localReady) : sortEndpoints(fallback.filter((e) => e.place !== 'remote'));
+      const local =
+        localReady.length > 0
+          ? sortEndpoints(localReady)
+          : sortEndpoints(fallback.filter((e) => e.place !== 'remote'));
       plans.push({ service, port, cluster, local });
     }
   }

@@ -22,17 +22,68 @@ spec: ${spec}
 const GOOD = svc('good', '{clusterIP: 10.96.1.1, ports: [{port: 80, protocol: TCP}]}');
 
 const cases: [string, string, string][] = [
-  ['port out of range', svc('bad', '{clusterIP: 10.96.1.2, ports: [{port: 70000}]}'), 'spec.ports[0].port'],
-  ['bad protocol', svc('bad', '{clusterIP: 10.96.1.2, ports: [{port: 80, protocol: ICMP}]}'), 'spec.ports[0].protocol'],
-  ['bad clusterIP', svc('bad', '{clusterIP: 10.96.1.300, ports: [{port: 80}]}'), 'spec.clusterIPs[0]'],
-  ['duplicate port', svc('bad', '{clusterIP: 10.96.1.2, ports: [{name: a, port: 80}, {name: b, port: 80}]}'), 'spec.ports[1].port'],
-  ['duplicate port name', svc('bad', '{clusterIP: 10.96.1.2, ports: [{name: a, port: 80}, {name: a, port: 81}]}'), 'spec.ports[1].name'],
-  ['unnamed multi-port', svc('bad', '{clusterIP: 10.96.1.2, ports: [{port: 80}, {port: 81}]}'), 'spec.ports[0].name'],
-  ['bad port name', svc('bad', '{clusterIP: 10.96.1.2, ports: [{name: "Web_1", port: 80}]}'), 'spec.ports[0].name'],
-  ['bad targetPort', svc('bad', '{clusterIP: 10.96.1.2, ports: [{port: 80, targetPort: 0}]}'), 'spec.ports[0].targetPort'],
-  ['bad policy', svc('bad', '{type: NodePort, clusterIP: 10.96.1.2, externalTrafficPolicy: Sometimes, ports: [{port: 80, nodePort: 30001}]}'), 'spec.externalTrafficPolicy'],
-  ['nodePort clash', svc('bad', '{type: NodePort, clusterIP: 10.96.1.2, ports: [{port: 80, nodePort: 30000}]}') + svc('aaa', '{type: NodePort, clusterIP: 10.96.1.3, ports: [{port: 80, nodePort: 30000}]}'), 'spec.ports[0].nodePort'],
-  ['affinity timeout', svc('bad', '{clusterIP: 10.96.1.2, sessionAffinity: ClientIP, sessionAffinityConfig: {clientIP: {timeoutSeconds: -1}}, ports: [{port: 80}]}'), 'spec.sessionAffinityConfig.clientIP.timeoutSeconds'],
+  [
+    'port out of range',
+    svc('bad', '{clusterIP: 10.96.1.2, ports: [{port: 70000}]}'),
+    'spec.ports[0].port',
+  ],
+  [
+    'bad protocol',
+    svc('bad', '{clusterIP: 10.96.1.2, ports: [{port: 80, protocol: ICMP}]}'),
+    'spec.ports[0].protocol',
+  ],
+  [
+    'bad clusterIP',
+    svc('bad', '{clusterIP: 10.96.1.300, ports: [{port: 80}]}'),
+    'spec.clusterIPs[0]',
+  ],
+  [
+    'duplicate port',
+    svc('bad', '{clusterIP: 10.96.1.2, ports: [{name: a, port: 80}, {name: b, port: 80}]}'),
+    'spec.ports[1].port',
+  ],
+  [
+    'duplicate port name',
+    svc('bad', '{clusterIP: 10.96.1.2, ports: [{name: a, port: 80}, {name: a, port: 81}]}'),
+    'spec.ports[1].name',
+  ],
+  [
+    'unnamed multi-port',
+    svc('bad', '{clusterIP: 10.96.1.2, ports: [{port: 80}, {port: 81}]}'),
+    'spec.ports[0].name',
+  ],
+  [
+    'bad port name',
+    svc('bad', '{clusterIP: 10.96.1.2, ports: [{name: "Web_1", port: 80}]}'),
+    'spec.ports[0].name',
+  ],
+  [
+    'bad targetPort',
+    svc('bad', '{clusterIP: 10.96.1.2, ports: [{port: 80, targetPort: 0}]}'),
+    'spec.ports[0].targetPort',
+  ],
+  [
+    'bad policy',
+    svc(
+      'bad',
+      '{type: NodePort, clusterIP: 10.96.1.2, externalTrafficPolicy: Sometimes, ports: [{port: 80, nodePort: 30001}]}',
+    ),
+    'spec.externalTrafficPolicy',
+  ],
+  [
+    'nodePort clash',
+    svc('bad', '{type: NodePort, clusterIP: 10.96.1.2, ports: [{port: 80, nodePort: 30000}]}') +
+      svc('aaa', '{type: NodePort, clusterIP: 10.96.1.3, ports: [{port: 80, nodePort: 30000}]}'),
+    'spec.ports[0].nodePort',
+  ],
+  [
+    'affinity timeout',
+    svc(
+      'bad',
+      '{clusterIP: 10.96.1.2, sessionAffinity: ClientIP, sessionAffinityConfig: {clientIP: {timeoutSeconds: -1}}, ports: [{port: 80}]}',
+    ),
+    'spec.sessionAffinityConfig.clientIP.timeoutSeconds',
+  ],
   ['ports not a list', svc('bad', '{clusterIP: 10.96.1.2, ports: 80}'), 'spec.ports'],
   ['bad name', svc('Bad_Name', '{clusterIP: 10.96.1.2, ports: [{port: 80}]}'), 'metadata.name'],
 ];
@@ -48,7 +99,7 @@ for (const [what, bad, field] of cases) {
   });
 }
 
-test('a bad endpoint is dropped alone; the slice\'s good endpoints still serve', () => {
+test("a bad endpoint is dropped alone; the slice's good endpoints still serve", () => {
   const slice = `---
 apiVersion: discovery.k8s.io/v1
 kind: EndpointSlice
@@ -61,7 +112,10 @@ endpoints:
 - {addresses: [10.9.9.9], nodeName: n1}
 `;
   const r = compileText(NODE + '---\n' + GOOD + slice, 'n1');
-  assert.deepEqual(r.rejections.map((x) => x.field).sort(), ['endpoints[1].addresses[0]', 'endpoints[2].addresses[0]']);
+  assert.deepEqual(r.rejections.map((x) => x.field).sort(), [
+    'endpoints[1].addresses[0]',
+    'endpoints[2].addresses[0]',
+  ]);
   const text = renderProgram(r.compiled);
   assert.match(text.flows, /nat\(dst=10\.1\.0\.5:8080\)/);
   assert.doesNotMatch(text.flows, /10\.9\.9\.9/);
@@ -84,20 +138,26 @@ spec: {podCIDR: 10.2.0.0/33}
 `,
     'n1',
   );
-  assert.deepEqual(
-    r.rejections.map((x) => `${x.kind}:${x.field}`).sort(),
-    ['EndpointSlice:metadata.labels[kubernetes.io/service-name]', 'Node:spec.podCIDR'],
-  );
+  assert.deepEqual(r.rejections.map((x) => `${x.kind}:${x.field}`).sort(), [
+    'EndpointSlice:metadata.labels[kubernetes.io/service-name]',
+    'Node:spec.podCIDR',
+  ]);
 });
 
 const cli = (args: string[], input?: string) =>
-  spawnSync(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], { encoding: 'utf8', input });
+  spawnSync(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], {
+    encoding: 'utf8',
+    input,
+  });
 
 test('CLI: unreadable and non-YAML input → one line on stderr, exit 2, no stack trace', () => {
   const dir = mkdtempSync(join(tmpdir(), 'svcflow-'));
   const bad = join(dir, 'bad.yaml');
   writeFileSync(bad, 'kind: [unclosed\n  - : :');
-  for (const args of [['compile', '--cluster', join(dir, 'missing.yaml')], ['compile', '--cluster', bad]]) {
+  for (const args of [
+    ['compile', '--cluster', join(dir, 'missing.yaml')],
+    ['compile', '--cluster', bad],
+  ]) {
     const r = cli(args);
     assert.equal(r.status, 2, r.stderr);
     assert.equal(r.stdout, '');
@@ -109,7 +169,10 @@ test('CLI: unreadable and non-YAML input → one line on stderr, exit 2, no stac
 test('CLI: rejected objects go to stderr, flows to stdout, exit 0', () => {
   const dir = mkdtempSync(join(tmpdir(), 'svcflow-'));
   const file = join(dir, 'c.yaml');
-  writeFileSync(file, NODE + '---\n' + GOOD + svc('bad', '{clusterIP: 10.96.1.2, ports: [{port: 0}]}'));
+  writeFileSync(
+    file,
+    NODE + '---\n' + GOOD + svc('bad', '{clusterIP: 10.96.1.2, ports: [{port: 0}]}'),
+  );
   const r = cli(['compile', '--cluster', file]);
   assert.equal(r.status, 0, r.stderr);
   assert.match(r.stderr, /^rejected Service default\/bad: spec\.ports\[0\]\.port: /m);
@@ -118,7 +181,11 @@ test('CLI: rejected objects go to stderr, flows to stdout, exit 0', () => {
 
 test('CLI: --help works on every command; json format parses', () => {
   for (const args of [['--help'], ['compile', '--help']]) assert.equal(cli(args).status, 0);
-  const out = execFileSync(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'compile', '--format', 'json', '--node', 'node-b'], { encoding: 'utf8' });
+  const out = execFileSync(
+    process.execPath,
+    ['--import', 'tsx', 'src/cli/main.ts', 'compile', '--format', 'json', '--node', 'node-b'],
+    { encoding: 'utf8' },
+  );
   const j = JSON.parse(out);
   assert.equal(j.node, 'node-b');
   assert.ok(j.flows.length > 50 && j.groups.length > 0 && j.hostPlan.routes.length > 0);

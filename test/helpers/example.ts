@@ -23,7 +23,9 @@ export function compileText(yaml: string, node: string) {
 
 /** Flows of a table whose match text contains every given fragment. */
 export function find(flows: Flow[], table: TableName, ...fragments: string[]): Flow[] {
-  return flows.filter((f) => f.table === tableNo(table) && fragments.every((x) => renderMatch(f.match).includes(x)));
+  return flows.filter(
+    (f) => f.table === tableNo(table) && fragments.every((x) => renderMatch(f.match).includes(x)),
+  );
 }
 
 export const actionsText = (f: Flow) => renderActions(f.actions);

@@ -38,7 +38,8 @@ describe('compiled pipeline loads into real OVS', { skip }, () => {
       const groups = parseGroups(await dumpGroups(ovs.openflowTarget()));
       assert.equal(flows.length, compiled.flows.length);
       assert.equal(groups.length, compiled.groups.length);
-      const key = (f: { table: number; priority: number; cookie: bigint }) => `${f.table}/${f.priority}/${f.cookie}`;
+      const key = (f: { table: number; priority: number; cookie: bigint }) =>
+        `${f.table}/${f.priority}/${f.cookie}`;
       assert.deepEqual(flows.map(key).sort(), compiled.flows.map(key).sort());
       assert.deepEqual(groups.map((g) => g.id).sort(), compiled.groups.map((g) => g.id).sort());
     });

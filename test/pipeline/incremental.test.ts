@@ -32,7 +32,10 @@ test('base + per-Service units + shared endpoint flows == compileNode', () => {
       for (const [k, e] of unit.endpoints) endpoints.set(k, e);
     }
     for (const e of endpoints.values()) flows.push(compileEndpoint(e, dp));
-    const text = (fs: Flow[]) => sortFlows([...fs]).map(renderFlow).sort();
+    const text = (fs: Flow[]) =>
+      sortFlows([...fs])
+        .map(renderFlow)
+        .sort();
     assert.deepEqual(text(flows), text(compiled.flows));
     assert.deepEqual(groups.map(renderGroup).sort(), compiled.groups.map(renderGroup).sort());
   }
@@ -47,9 +50,19 @@ test('group ids are stable: recompiling one Service keeps its ids and leaves oth
   const first = compileService(web, dp, alloc).groups.map((g) => g.id);
   const other = compileService(udp, dp, alloc).groups.map((g) => g.id);
   // Scale web down to one endpoint: same group id, one bucket.
-  const shrunk = web.map((p) => ({ ...p, cluster: p.cluster.slice(0, 1), local: p.local.slice(0, 1) }));
+  const shrunk = web.map((p) => ({
+    ...p,
+    cluster: p.cluster.slice(0, 1),
+    local: p.local.slice(0, 1),
+  }));
   const again = compileService(shrunk, dp, alloc).groups;
-  assert.deepEqual(again.map((g) => g.id), first);
+  assert.deepEqual(
+    again.map((g) => g.id),
+    first,
+  );
   assert.equal(again[0].buckets.length, 1);
-  assert.deepEqual(compileService(udp, dp, alloc).groups.map((g) => g.id), other);
+  assert.deepEqual(
+    compileService(udp, dp, alloc).groups.map((g) => g.id),
+    other,
+  );
 });

@@ -9,7 +9,11 @@ const tableNumbers = new Set(TABLES.map((t) => t.number));
 
 function targets(actions: Action[]): number[] {
   return actions.flatMap((a) =>
-    a.kind === 'goto_table' || a.kind === 'resubmit' ? [a.table] : a.kind === 'ct' && a.table !== undefined ? [a.table] : [],
+    a.kind === 'goto_table' || a.kind === 'resubmit'
+      ? [a.table]
+      : a.kind === 'ct' && a.table !== undefined
+        ? [a.table]
+        : [],
   );
 }
 
@@ -18,16 +22,20 @@ for (const node of ['node-a', 'node-b']) {
     const { compiled } = example(node);
     for (const f of compiled.flows) {
       assert.ok(tableNumbers.has(f.table), `flow in undeclared table ${f.table}`);
-      for (const t of targets(f.actions)) assert.ok(tableNumbers.has(t), `table ${f.table} jumps to undeclared table ${t}`);
+      for (const t of targets(f.actions))
+        assert.ok(tableNumbers.has(t), `table ${f.table} jumps to undeclared table ${t}`);
     }
     for (const g of compiled.groups)
-      for (const b of g.buckets) for (const t of targets(b.actions)) assert.ok(tableNumbers.has(t), `group ${g.id} → ${t}`);
+      for (const b of g.buckets)
+        for (const t of targets(b.actions)) assert.ok(tableNumbers.has(t), `group ${g.id} → ${t}`);
   });
 
   test(`${node}: goto_table only goes forward (OpenFlow rule)`, () => {
     const { compiled } = example(node);
     for (const f of compiled.flows)
-      for (const a of f.actions) if (a.kind === 'goto_table') assert.ok(a.table > f.table, `table ${f.table} goto ${a.table}`);
+      for (const a of f.actions)
+        if (a.kind === 'goto_table')
+          assert.ok(a.table > f.table, `table ${f.table} goto ${a.table}`);
   });
 
   test(`${node}: every referenced group exists and every group is referenced`, () => {
@@ -56,12 +64,19 @@ for (const node of ['node-a', 'node-b']) {
   test(`${node}: every table has a miss flow and every ct(table=…) is the last action`, () => {
     const { compiled } = example(node);
     for (const t of TABLES)
-      assert.ok(compiled.flows.some((f) => f.table === t.number && f.priority === 0 && f.match.length === 0), `no miss flow in ${t.name}`);
+      assert.ok(
+        compiled.flows.some(
+          (f) => f.table === t.number && f.priority === 0 && f.match.length === 0,
+        ),
+        `no miss flow in ${t.name}`,
+      );
     // Anything after a recirculating ct() would run on a second copy of the packet: a duplicate.
     for (const f of [...compiled.flows, ...compiled.groups.flatMap((g) => g.buckets)])
       f.actions.forEach((a, i) => {
-        if (a.kind === 'ct' && a.table !== undefined) assert.equal(i, f.actions.length - 1, 'ct(table) must end the action list');
-        if (a.kind === 'output' || a.kind === 'output_reg') assert.equal(i, f.actions.length - 1, 'output must end the action list');
+        if (a.kind === 'ct' && a.table !== undefined)
+          assert.equal(i, f.actions.length - 1, 'ct(table) must end the action list');
+        if (a.kind === 'output' || a.kind === 'output_reg')
+          assert.equal(i, f.actions.length - 1, 'output must end the action list');
       });
   });
 }
