@@ -110,14 +110,17 @@ function arpReply(ip: string, mac: string): Action[] {
   return [
     a.move('eth_src', 'eth_dst'),
     a.set('eth_src', mac),
-    a.set('arp_op', 2),
+    ARP_OP_REPLY,
     a.move('arp_sha', 'arp_tha'),
     a.set('arp_sha', mac),
     a.move('arp_spa', 'arp_tpa'),
     a.set('arp_spa', ip),
-    a.output('IN_PORT'),
+    BACK_TO_IN_PORT,
   ];
 }
+
+const ARP_OP_REPLY = Object.freeze(a.set('arp_op', 2));
+const BACK_TO_IN_PORT = Object.freeze(a.output('IN_PORT'));
 
 function baseFlows(b: ProgramBuilder, dp: NodeDataplane): void {
   const src = (s: number) => regMatch(PacketSource, s);

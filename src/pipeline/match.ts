@@ -52,6 +52,11 @@ const gotoOf = memo((table: number): Action => ({ kind: 'goto_table', table }));
 const resubmitOf = memo((table: number): Action => ({ kind: 'resubmit', table }));
 const regFieldOf = memo((f: RegField): FieldRef => ({ kind: 'reg', slice: f.slice }));
 const DROP: Action = Object.freeze({ kind: 'drop' });
+const namedField = memo((kind: FieldRef['kind']): FieldRef => ({ kind }) as FieldRef);
+const moveOf = memo((spec: string): Action => {
+  const [from, to] = spec.split('>') as FieldRef['kind'][];
+  return { kind: 'move', from: namedField(from), to: namedField(to) };
+});
 
 export const a = {
   goto: (table: number): Action => gotoOf(table),
@@ -62,14 +67,10 @@ export const a = {
   load: (f: RegField, value: number): Action => ({ kind: 'set', field: regFieldOf(f), value }),
   set: (field: FieldRef['kind'], value: string | number): Action => ({
     kind: 'set',
-    field: { kind: field } as FieldRef,
+    field: namedField(field),
     value,
   }),
-  move: (from: FieldRef['kind'], to: FieldRef['kind']): Action => ({
-    kind: 'move',
-    from: { kind: from } as FieldRef,
-    to: { kind: to } as FieldRef,
-  }),
+  move: (from: FieldRef['kind'], to: FieldRef['kind']): Action => moveOf(`${from}>${to}`),
   outputReg: (f: RegField): Action => ({ kind: 'output_reg', slice: f.slice }),
 };
 
