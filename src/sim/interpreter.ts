@@ -52,8 +52,12 @@ interface Subtable {
   slots: number[];
   masks: number[];
   maxPriority: number;
-  /** Flows by masked key, each list sorted by priority (highest first), then program order. */
-  map: Map<number | string, Entry[]>;
+  /**
+   * Flows by masked value of each slot in turn (nested maps: no key strings to build), each
+   * leaf list sorted by priority (highest first), then program order. With no slots: `all`.
+   */
+  root: Map<number, unknown>;
+  all: Entry[];
 }
 
 interface TableIndex {
@@ -154,43 +158,61 @@ function condsOf(match: MatchField[]): Cond[] | null {
   return merged;
 }
 
-function keyOf(values: number[]): number | string {
-  return values.length === 1 ? values[0] : values.join(',');
-}
-
 function buildTable(entries: Entry[]): TableIndex {
   const byShape = new Map<string, Subtable>();
-  // OVS add-flows replaces a flow with the same table, priority and match: the last one wins.
-  const seen = new Map<string, Entry>();
+  const lists = new Map<Subtable, Entry[][]>();
+  let size = 0;
   for (const e of entries) {
     const conds = condsOf(e.flow.match);
     if (!conds) continue;
-    const shape = conds.map((c) => `${c.slot}/${c.mask}`).join(';');
-    const key = keyOf(conds.map((c) => c.value));
-    const ident = `${shape}#${key}#${e.flow.priority}`;
-    const prev = seen.get(ident);
+    let shape = '';
+    for (const c of conds) shape += `${c.slot}/${c.mask};`;
     let st = byShape.get(shape);
     if (!st) {
       st = {
         slots: conds.map((c) => c.slot),
         masks: conds.map((c) => c.mask),
         maxPriority: -1,
-        map: new Map(),
+        root: new Map(),
+        all: [],
       };
       byShape.set(shape, st);
+      lists.set(st, []);
     }
-    let list = st.map.get(key);
-    if (!list) st.map.set(key, (list = []));
-    if (prev) list.splice(list.indexOf(prev), 1, e);
-    else list.push(e);
-    seen.set(ident, e);
-    st.maxPriority = Math.max(st.maxPriority, e.flow.priority);
+    let list: Entry[] | undefined = st.all;
+    if (conds.length > 0) {
+      let node = st.root;
+      for (let i = 0; i < conds.length - 1; i++) {
+        let next = node.get(conds[i].value) as Map<number, unknown> | undefined;
+        if (!next) node.set(conds[i].value, (next = new Map()));
+        node = next;
+      }
+      const last = conds[conds.length - 1].value;
+      list = node.get(last) as Entry[] | undefined;
+      if (!list) {
+        node.set(last, (list = []));
+        lists.get(st)!.push(list);
+      }
+    }
+    if (list.length === 0) list.push(e);
+    else {
+      // OVS add-flows replaces a flow with the same table, priority and match: the last one wins.
+      const same = list.findIndex((x) => x.flow.priority === e.flow.priority);
+      if (same >= 0) {
+        list[same] = e;
+        continue;
+      }
+      list.push(e);
+    }
+    size++;
+    if (e.flow.priority > st.maxPriority) st.maxPriority = e.flow.priority;
   }
   const subtables = [...byShape.values()].sort((a, b) => b.maxPriority - a.maxPriority);
   for (const st of subtables)
-    for (const list of st.map.values())
-      list.sort((a, b) => b.flow.priority - a.flow.priority || a.index - b.index);
-  return { subtables, size: seen.size };
+    for (const list of [st.all, ...lists.get(st)!])
+      if (list.length > 1)
+        list.sort((a, b) => b.flow.priority - a.flow.priority || a.index - b.index);
+  return { subtables, size };
 }
 
 interface LookupResult {
@@ -202,23 +224,24 @@ interface LookupResult {
 function lookup(t: TableIndex, s: State): LookupResult | null {
   let best: Entry | null = null;
   let ambiguous: Flow | null = null;
-  const values: number[] = [];
   for (const st of t.subtables) {
     if (best && st.maxPriority < best.flow.priority) break;
-    values.length = 0;
-    let absent = false;
-    for (let i = 0; i < st.slots.length; i++) {
-      const v = s[st.slots[i]];
-      if (v === ABSENT) {
-        absent = true;
-        break;
+    let list: Entry[] | undefined = st.all;
+    const n = st.slots.length;
+    if (n > 0) {
+      let node: unknown = st.root;
+      for (let i = 0; i < n && node !== undefined; i++) {
+        const v = s[st.slots[i]];
+        if (v === ABSENT) {
+          node = undefined;
+          break;
+        }
+        const m = st.masks[i];
+        node = (node as Map<number, unknown>).get(m === EXACT ? v : (v & m) >>> 0);
       }
-      const m = st.masks[i];
-      values.push(m === EXACT ? v : (v & m) >>> 0);
+      list = node as Entry[] | undefined;
     }
-    if (absent) continue;
-    const list = st.map.get(keyOf(values));
-    if (!list) continue;
+    if (!list || list.length === 0) continue;
     const cand = list[0];
     if (!best || cand.flow.priority > best.flow.priority) {
       best = cand;
