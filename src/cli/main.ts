@@ -3,6 +3,7 @@ import { Command, CommanderError } from 'commander';
 import { InputError } from '../cluster/load.js';
 import { NodeError } from '../config/resolve.js';
 import { registerCompile, UsageError } from './compile.js';
+import { registerLab } from './lab.js';
 
 export async function main(argv: string[]): Promise<number> {
   const program = new Command();
@@ -12,6 +13,7 @@ export async function main(argv: string[]): Promise<number> {
     .exitOverride()
     .configureOutput({ writeErr: (s) => process.stderr.write(s) });
   registerCompile(program);
+  registerLab(program);
   try {
     await program.parseAsync(argv, { from: 'user' });
     return 0;

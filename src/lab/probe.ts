@@ -29,6 +29,8 @@ export interface ProbeResult {
   patternOk?: boolean;
   /** udp-who: every reply received within the window (more than one is a duplicate) */
   replies?: WhoReply[];
+  /** where the answers came from, "ip:port": the TCP peer, or each UDP reply's source */
+  from?: string[];
   ms: number;
 }
 
@@ -40,14 +42,18 @@ function tcpExchange(
   command: string,
   timeoutMs: number,
   onData: (chunk: Buffer) => void,
-): Promise<void> {
+): Promise<string> {
   return new Promise((resolve, reject) => {
     const sock = connect({ host, port });
+    let remote = '';
     const timer = setTimeout(() => {
       sock.destroy();
       reject(new Error(`timed out after ${timeoutMs} ms`));
     }, timeoutMs);
-    sock.on('connect', () => sock.write(command + '\n'));
+    sock.on('connect', () => {
+      remote = `${sock.remoteAddress}:${sock.remotePort}`;
+      sock.write(command + '\n');
+    });
     sock.on('data', onData);
     sock.on('error', (e) => {
       clearTimeout(timer);
@@ -56,15 +62,21 @@ function tcpExchange(
     sock.on('end', () => {
       clearTimeout(timer);
       sock.destroy();
-      resolve();
+      resolve(remote);
     });
   });
 }
 
-async function tcpWho(host: string, port: number, timeoutMs: number): Promise<WhoReply> {
+async function tcpWho(host: string, port: number, timeoutMs: number) {
   let text = '';
-  await tcpExchange(host, port, 'WHO', timeoutMs, (b) => (text += b.toString('utf8')));
-  return JSON.parse(text.trim()) as WhoReply;
+  const remote = await tcpExchange(
+    host,
+    port,
+    'WHO',
+    timeoutMs,
+    (b) => (text += b.toString('utf8')),
+  );
+  return { who: JSON.parse(text.trim()) as WhoReply, remote };
 }
 
 async function tcpBulk(host: string, port: number, bytes: number, timeoutMs: number) {
@@ -85,23 +97,25 @@ async function tcpBulk(host: string, port: number, bytes: number, timeoutMs: num
 }
 
 function udpWho(host: string, port: number, timeoutMs: number, windowMs: number) {
-  return new Promise<WhoReply[]>((resolve, reject) => {
+  return new Promise<{ replies: WhoReply[]; from: string[] }>((resolve, reject) => {
     const s = createSocket('udp4');
     const replies: WhoReply[] = [];
+    const from: string[] = [];
     let windowTimer: NodeJS.Timeout | undefined;
     const finish = (err?: Error) => {
       clearTimeout(timer);
       clearTimeout(windowTimer);
       s.close();
       if (err) reject(err);
-      else resolve(replies);
+      else resolve({ replies, from });
     };
     const timer = setTimeout(
       () => finish(new Error(`no UDP reply within ${timeoutMs} ms`)),
       timeoutMs,
     );
     s.on('error', (e) => finish(e));
-    s.on('message', (msg) => {
+    s.on('message', (msg, rinfo) => {
+      from.push(`${rinfo.address}:${rinfo.port}`);
       try {
         replies.push(JSON.parse(msg.toString('utf8')) as WhoReply);
       } catch {
@@ -122,8 +136,8 @@ export async function probe(spec: ProbeSpec): Promise<ProbeResult> {
   try {
     switch (spec.kind) {
       case 'tcp-who': {
-        const who = await tcpWho(spec.host, spec.port, timeoutMs);
-        return { spec, ok: true, who, ms: Date.now() - t0 };
+        const { who, remote } = await tcpWho(spec.host, spec.port, timeoutMs);
+        return { spec, ok: true, who, from: [remote], ms: Date.now() - t0 };
       }
       case 'tcp-bulk': {
         const { received, patternOk } = await tcpBulk(spec.host, spec.port, spec.bytes, timeoutMs);
@@ -138,13 +152,19 @@ export async function probe(spec: ProbeSpec): Promise<ProbeResult> {
         };
       }
       case 'udp-who': {
-        const replies = await udpWho(spec.host, spec.port, timeoutMs, spec.windowMs ?? 300);
+        const { replies, from } = await udpWho(
+          spec.host,
+          spec.port,
+          timeoutMs,
+          spec.windowMs ?? 300,
+        );
         const ok = replies.length === 1;
         return {
           spec,
           ok,
           who: replies[0],
           replies,
+          from,
           ms: Date.now() - t0,
           ...(ok ? {} : { error: `${replies.length} UDP replies (duplicates)` }),
         };
@@ -155,15 +175,23 @@ export async function probe(spec: ProbeSpec): Promise<ProbeResult> {
   }
 }
 
-export async function probeAll(specs: ProbeSpec[]): Promise<ProbeResult[]> {
-  const out: ProbeResult[] = [];
-  for (const s of specs) out.push(await probe(s));
+/** Run the probes, at most `concurrency` at a time; results keep the order of `specs`. */
+export async function probeAll(specs: ProbeSpec[], concurrency = 1): Promise<ProbeResult[]> {
+  const out: ProbeResult[] = new Array(specs.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < specs.length) {
+      const i = next++;
+      out[i] = await probe(specs[i]);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.max(1, concurrency) }, worker));
   return out;
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
   const specs = JSON.parse(process.argv[2] ?? '[]') as ProbeSpec[];
-  probeAll(specs).then(
+  probeAll(specs, Number(process.argv[3] ?? 1)).then(
     (results) => process.stdout.write(JSON.stringify(results) + '\n'),
     (err: Error) => {
       process.stderr.write(`probe: ${err.message}\n`);

@@ -32,7 +32,8 @@ export async function spawnEchoServer(
   if (!ownsNamespace(prefix, ns)) throw new Error(`namespace ${ns} is not part of lab ${prefix}`);
   const logDir = join(labDir(prefix), 'logs');
   await mkdir(logDir, { recursive: true });
-  const logFd = openSync(join(logDir, `echo-${ns}-${opts.name}.log`), 'a');
+  const logName = `echo-${ns}-${opts.name}`.replace(/[^\w.-]/g, '_');
+  const logFd = openSync(join(logDir, `${logName}.log`), 'a');
   const argv = ['ip', 'netns', 'exec', ns, ...tsProgram('echo-server.ts', echoServerArgs(opts))];
   const child = spawn(argv[0], argv.slice(1), {
     detached: true,
@@ -75,10 +76,17 @@ export async function spawnEchoServer(
   return pid;
 }
 
-/** Run probes from inside `ns`; each probe carries its own timeout, the whole run is bounded. */
-export async function runProbes(ns: string, specs: ProbeSpec[]): Promise<ProbeResult[]> {
+/**
+ * Run probes from inside `ns`, `concurrency` at a time; each probe carries its own timeout, the
+ * whole run is bounded.
+ */
+export async function runProbes(
+  ns: string,
+  specs: ProbeSpec[],
+  concurrency = 1,
+): Promise<ProbeResult[]> {
   const budget = specs.reduce((t, s) => t + (s.timeoutMs ?? 3000) + 1000, 15_000);
-  const r = await runInNs(ns, tsProgram('probe.ts', [JSON.stringify(specs)]), {
+  const r = await runInNs(ns, tsProgram('probe.ts', [JSON.stringify(specs), String(concurrency)]), {
     timeoutMs: budget,
   });
   return JSON.parse(r.stdout) as ProbeResult[];
