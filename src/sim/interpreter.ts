@@ -385,6 +385,22 @@ interface Thread {
   recirc: number;
   /** Table lookups so far in this datapath pass (reset by recirculation). */
   lookups: number;
+  /**
+   * Header slots whose bytes differ from what flow matching sees: a ct(nat) that the pipeline
+   * went on past translated the packet in the datapath, but OVS keeps matching the rest of the
+   * pass on the untranslated headers. Outputs and later ct actions see these values.
+   */
+  wire: Map<number, number> | null;
+}
+
+const NAT_SLOTS = [F.nwSrc, F.nwDst, F.tpSrc, F.tpDst];
+
+/** The packet as it really is in the datapath. */
+function onWire(th: Thread): State {
+  if (!th.wire) return th.s;
+  const w = th.s.slice();
+  for (const [slot, v] of th.wire) w[slot] = v;
+  return w;
 }
 
 interface Ctx {
@@ -462,7 +478,8 @@ function readField(s: State, f: FieldRef): number {
   return v;
 }
 
-function writeField(s: State, f: FieldRef, v: number): void {
+function writeField(th: Thread, f: FieldRef, v: number): void {
+  const s = th.s;
   if (f.kind === 'reg') {
     const { reg, start, end } = f.slice;
     const mask = regMask(start, end);
@@ -475,6 +492,8 @@ function writeField(s: State, f: FieldRef, v: number): void {
   // OVS refuses such flows (missing prerequisites); here it shows up as an error on the packet.
   if (s[slot] === ABSENT) throw new SimError(`cannot set ${f.kind}: not present in this packet`);
   s[slot] = v;
+  // A rewritten field is committed to the datapath: the wire now carries the new value.
+  th.wire?.delete(slot);
 }
 
 const valueCache = new WeakMap<Action, number>();
@@ -591,12 +610,12 @@ function execActions(
       case 'drop':
         break;
       case 'set':
-        writeField(th.s, a.field, setValue(a));
+        writeField(th, a.field, setValue(a));
         break;
       case 'move': {
         if (fieldWidth(a.from) !== fieldWidth(a.to))
           throw new SimError(`move between fields of different widths`);
-        writeField(th.s, a.to, readField(th.s, a.from));
+        writeField(th, a.to, readField(th.s, a.from));
         break;
       }
       case 'ct':
@@ -626,14 +645,21 @@ function output(ctx: Ctx, th: Thread, port: number, viaInPort: boolean): void {
     event(ctx, { kind: 'skip', path: th.path, recirc: th.recirc, port: ref, reason: 'no port' });
     return;
   }
+  const wire = onWire(th);
   ctx.outputs.push({
     port: ref,
-    packet: fromState(s),
+    packet: fromState(wire),
     path: th.path,
     recirc: th.recirc,
     regs: s.slice(F.reg0, F.reg0 + 16),
   });
-  event(ctx, { kind: 'output', path: th.path, recirc: th.recirc, port: ref, packet: summary(s) });
+  event(ctx, {
+    kind: 'output',
+    path: th.path,
+    recirc: th.recirc,
+    port: ref,
+    packet: summary(wire),
+  });
 }
 
 function group(ctx: Ctx, th: Thread, id: number, depth: number): void {
@@ -666,37 +692,37 @@ function group(ctx: Ctx, th: Thread, id: number, depth: number): void {
   });
   if (index === null) return; // an empty select group drops
   // Bucket actions work on a copy: OVS restores the packet after a group, like a clone.
-  const copy: Thread = { ...th, s: th.s.slice() };
+  const copy: Thread = { ...th, s: th.s.slice(), wire: th.wire && new Map(th.wire) };
   execActions(ctx, copy, buckets[index].actions, depth + 1, -1, true);
   th.lookups = copy.lookups;
 }
 
 function conntrack(ctx: Ctx, th: Thread, a: Extract<Action, { kind: 'ct' }>): void {
-  const s = th.s;
-  const isIp = s[F.ethType] === ETH_IP;
-  const icmp = s[F.ipProto] === PROTO_NUMBER.icmp;
-  const prior = s[F.ctState];
+  // Conntrack gets the real packet, including an earlier translation matching did not see.
+  const w = onWire(th);
+  const icmp = w[F.ipProto] === PROTO_NUMBER.icmp;
+  const prior = w[F.ctState];
   const res: CtResult = ctx.ct.execute(
     {
-      isIp,
-      proto: s[F.ipProto],
-      src: s[F.nwSrc],
-      dst: s[F.nwDst],
-      sport: icmp ? s[F.icmpId] : s[F.tpSrc] === ABSENT ? 0 : s[F.tpSrc],
-      dport: icmp ? s[F.icmpId] : s[F.tpDst] === ABSENT ? 0 : s[F.tpDst],
-      tcpFlags: s[F.tcpFlags],
+      isIp: w[F.ethType] === ETH_IP,
+      proto: w[F.ipProto],
+      src: w[F.nwSrc],
+      dst: w[F.nwDst],
+      sport: icmp ? w[F.icmpId] : w[F.tpSrc] === ABSENT ? 0 : w[F.tpSrc],
+      dport: icmp ? w[F.icmpId] : w[F.tpDst] === ABSENT ? 0 : w[F.tpDst],
+      tcpFlags: w[F.tcpFlags],
     },
     {
       zone: a.zone,
       commit: a.commit,
       nat: a.nat,
       setMark: a.setMark,
-      alreadyNated: (prior & (CS.snat | CS.dnat)) !== 0 && s[F.ctZone] === a.zone,
+      alreadyNated: (prior & (CS.snat | CS.dnat)) !== 0 && w[F.ctZone] === a.zone,
     },
     ctx.now,
   );
   // The instance that conntrack hands back: translated, with the ct fields set.
-  const after = s.slice();
+  const after = w === th.s ? w.slice() : w;
   if (res.rewrite) {
     after[F.nwSrc] = res.rewrite.src;
     after[F.nwDst] = res.rewrite.dst;
@@ -720,10 +746,30 @@ function conntrack(ctx: Ctx, th: Thread, a: Extract<Action, { kind: 'ct' }>): vo
     packet: summary(after),
   });
 
+  // The datapath translates the packet in place. Whatever follows the ct action runs on those
+  // bytes, but flow matching for the rest of this pass still sees the untranslated headers and
+  // no ct_* fields (checked against ovs-vswitchd 3.1, userspace datapath).
+  if (res.rewrite) {
+    for (const slot of NAT_SLOTS) {
+      if (after[slot] === th.s[slot]) th.wire?.delete(slot);
+      else (th.wire ??= new Map()).set(slot, after[slot]);
+    }
+  }
+  const s = th.s;
+  s[F.ctState] = 0;
+  s[F.ctMark] = 0;
+  s[F.ctZone] = 0;
+
   if (a.table !== undefined) {
     if (th.recirc + 1 > ctx.maxRecirc)
       throw new SimError(`loop: more than ${ctx.maxRecirc} recirculations`);
-    const rec: Thread = { s: after, path: ctx.nextPath++, recirc: th.recirc + 1, lookups: 0 };
+    const rec: Thread = {
+      s: after,
+      path: ctx.nextPath++,
+      recirc: th.recirc + 1,
+      lookups: 0,
+      wire: null,
+    };
     event(ctx, {
       kind: 'recirc',
       path: rec.path,
@@ -733,15 +779,7 @@ function conntrack(ctx: Ctx, th: Thread, a: Extract<Action, { kind: 'ct' }>): vo
       packet: summary(after),
     });
     runTable(ctx, rec, a.table, 0);
-    // The original instance continues with what follows the ct action, untranslated.
-  } else if (res.rewrite) {
-    // Without recirculation the datapath translated this very packet.
-    for (const slot of [F.nwSrc, F.nwDst, F.tpSrc, F.tpDst]) s[slot] = after[slot];
   }
-  // ct_* fields are only visible in the recirculated instance.
-  s[F.ctState] = 0;
-  s[F.ctMark] = 0;
-  s[F.ctZone] = 0;
 }
 
 /**
@@ -769,7 +807,7 @@ export function simulate(
   };
   const s = toState(packet, portNumber(inPort));
   if (opts.regs) opts.regs.forEach((v, i) => (s[F.reg0 + i] = v >>> 0));
-  const th: Thread = { s, path: 0, recirc: 0, lookups: 0 };
+  const th: Thread = { s, path: 0, recirc: 0, lookups: 0, wire: null };
   let error: string | undefined;
   try {
     runTable(ctx, th, opts.startTable ?? 0, 0);

@@ -472,53 +472,68 @@ describe('conntrack through the pipeline', () => {
     assert.equal(conntrack.size, 0);
   });
 
-  it('actions after ct(table=…) fork: the original goes on untracked and untranslated', () => {
-    const flows = [
-      fl(
-        0,
-        10,
-        [],
-        [
-          {
-            kind: 'ct',
-            commit: true,
-            zone: 5,
-            table: 1,
-            nat: { type: 'dst', ip: '10.0.0.5', port: 8080 },
-          },
-          out(2),
-        ],
-      ),
-      fl(1, 10, [], [out(3)]),
-    ];
+  // Both cases below were checked on ovs-vswitchd 3.1 (userspace datapath, dummy ports, pcap).
+  it('actions after ct(table=…) fork: the original goes on untracked, with translated bytes', () => {
+    const dnat: Action = {
+      kind: 'ct',
+      commit: true,
+      zone: 5,
+      table: 1,
+      nat: { type: 'dst', ip: '10.0.0.5', port: 8080 },
+    };
+    const flows = [fl(0, 10, [], [dnat, out(2)]), fl(1, 10, [], [out(3)])];
     const res = run(flows, 1, syn);
     assert.equal(res.verdict, 'duplicate');
     assert.deepEqual(
-      res.outputs.map((o) => [o.port, o.packet.ipDst, o.path]),
+      res.outputs.map((o) => [o.port, o.packet.ipDst, o.packet.tpDst, o.path]),
       [
-        [3, '10.0.0.5', 1],
-        [2, '10.96.0.10', 0],
+        [3, '10.0.0.5', 8080, 1],
+        [2, '10.0.0.5', 8080, 0],
       ],
     );
     const origOut = res.trace.find((e) => e.kind === 'output' && e.port === 2);
     assert.ok(origOut && origOut.kind === 'output' && origOut.packet.ct === '-trk');
   });
 
-  it('ct without table translates the packet in place and clears the ct fields', () => {
+  it('after ct(nat) without table, matching still sees the untranslated headers', () => {
+    const dnat: Action = {
+      kind: 'ct',
+      commit: true,
+      zone: 6,
+      nat: { type: 'dst', ip: '10.0.0.5', port: 8080 },
+    };
     const flows = [
+      fl(0, 10, [], [dnat, resubmit(2)]),
       fl(
-        0,
-        10,
-        [],
-        [{ kind: 'ct', commit: true, zone: 5, nat: { type: 'src', ip: '192.168.0.1' } }, goto(1)],
+        2,
+        20,
+        [
+          { kind: 'ip_proto', value: 'tcp' },
+          { kind: 'nw_dst', cidr: '10.0.0.5' },
+        ],
+        [out(3)],
       ),
-      fl(1, 10, [ct('-trk')], [out(2)]),
+      fl(2, 10, [{ kind: 'ip_proto', value: 'tcp' }, ct('-trk')], [out(2)]),
     ];
     const res = run(flows, 1, syn);
     assert.deepEqual(
-      res.outputs.map((o) => [o.port, o.packet.ipSrc]),
-      [[2, '192.168.0.1']],
+      res.outputs.map((o) => [o.port, o.packet.ipDst, o.packet.tpDst]),
+      [[2, '10.0.0.5', 8080]],
     );
+  });
+
+  it('a field written after ct(nat) replaces the translated value on the wire', () => {
+    const snat: Action = {
+      kind: 'ct',
+      commit: true,
+      zone: 5,
+      nat: { type: 'src', ip: '192.168.0.1' },
+    };
+    const setDst: Action = { kind: 'set', field: { kind: 'ip_src' }, value: '10.9.9.9' };
+    const res = run([fl(0, 10, [], [snat, setDst, out(2)])], 1, syn);
+    assert.equal(res.outputs[0].packet.ipSrc, '10.9.9.9');
+    const plain = run([fl(0, 10, [], [snat, out(2)])], 1, syn);
+    assert.equal(plain.outputs[0].packet.ipSrc, '192.168.0.1');
   });
 
   it('registers survive recirculation', () => {
