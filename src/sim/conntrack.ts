@@ -40,6 +40,19 @@ export interface CtTimeouts {
   otherBidir: number;
 }
 
+/**
+ * Which TCP packets may create an entry. 'userspace' is what ovs-vswitchd 3.1's userspace
+ * tracker does (measured): anything but SYN+ACK and illegal flag mixes, so mid-stream ACKs are
+ * picked up. 'syn-only' accepts only a SYN without ACK, for pipelines that must not rely on
+ * pick-up.
+ */
+export type TcpStartRule = 'userspace' | 'syn-only';
+
+export interface ConntrackOptions {
+  timeouts?: Partial<CtTimeouts>;
+  tcpStart?: TcpStartRule;
+}
+
 export const DEFAULT_TIMEOUTS: CtTimeouts = {
   tcpOpening: 30,
   tcpEstablished: 24 * 3600,
@@ -114,9 +127,11 @@ export class Conntrack {
   private index = new Map<string, IndexRef>();
   private nextId = 1;
   readonly timeouts: CtTimeouts;
+  readonly tcpStart: TcpStartRule;
 
-  constructor(timeouts: Partial<CtTimeouts> = {}) {
-    this.timeouts = { ...DEFAULT_TIMEOUTS, ...timeouts };
+  constructor(opts: ConntrackOptions = {}) {
+    this.timeouts = { ...DEFAULT_TIMEOUTS, ...opts.timeouts };
+    this.tcpStart = opts.tcpStart ?? 'userspace';
   }
 
   get size(): number {
@@ -125,7 +140,7 @@ export class Conntrack {
 
   /** An independent copy: what one simulation commits does not leak into the other. */
   clone(): Conntrack {
-    const c = new Conntrack(this.timeouts);
+    const c = new Conntrack({ timeouts: this.timeouts, tcpStart: this.tcpStart });
     for (const [id, conn] of this.conns)
       c.conns.set(id, {
         ...conn,
@@ -208,8 +223,8 @@ export class Conntrack {
 
     if (found) return this.existing(found.conn, found.reply, pkt, req, now);
 
-    // Not tracked yet. The userspace datapath only starts TCP connections with a SYN.
-    if (isTcp && !syn) return { state: CS.trk | CS.inv, mark: 0, note: 'TCP without SYN' };
+    if (isTcp && !mayStart(pkt.tcpFlags, this.tcpStart))
+      return { state: CS.trk | CS.inv, mark: 0, note: 'TCP flags cannot start a connection' };
     if (!req.commit) return { state: CS.trk | CS.new, mark: 0 };
     return this.create(pkt, t, req, now);
   }
@@ -319,6 +334,16 @@ export class Conntrack {
     this.index.delete(tupleKey(c.zone, c.proto, c.orig));
     this.index.delete(tupleKey(c.zone, c.proto, c.reply));
   }
+}
+
+function mayStart(flags: number, rule: TcpStartRule): boolean {
+  const syn = (flags & TCP.syn) !== 0;
+  const ack = (flags & TCP.ack) !== 0;
+  const rst = (flags & TCP.rst) !== 0;
+  const fin = (flags & TCP.fin) !== 0;
+  if (rule === 'syn-only') return syn && !ack && !rst && !fin;
+  // A half-open SYN+ACK and illegal combinations are invalid; SYN or a mid-stream segment is not.
+  return syn ? !ack && !rst && !fin : ack || rst;
 }
 
 export function mergeMark(old: number, set: { value: number; mask: number }): number {
