@@ -698,6 +698,8 @@ function group(ctx: Ctx, th: Thread, id: number, depth: number): void {
 }
 
 function conntrack(ctx: Ctx, th: Thread, a: Extract<Action, { kind: 'ct' }>): void {
+  if (!a.commit && ((a.nat !== undefined && a.nat !== 'existing') || a.setMark))
+    throw new SimError('ct with nat(…) or exec(…) needs commit: OVS rejects such a flow');
   // Conntrack gets the real packet, including an earlier translation matching did not see.
   const w = onWire(th);
   const icmp = w[F.ipProto] === PROTO_NUMBER.icmp;

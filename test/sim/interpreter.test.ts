@@ -271,6 +271,15 @@ describe('errors', () => {
     assert.equal(res.verdict, 'error');
     assert.match(res.error!, /recirculation/);
   });
+  it('ct with nat(…) or exec(…) but without commit is an error, as OVS refuses it', () => {
+    const bad: Action = {
+      kind: 'ct',
+      commit: false,
+      zone: 1,
+      nat: { type: 'dst', ip: '10.0.0.5' },
+    };
+    assert.match(run([fl(0, 1, [], [bad])], 1, syn).error!, /commit/);
+  });
   it('goto_table backwards and missing groups are errors', () => {
     assert.equal(run([fl(3, 1, [], [goto(2)])], 1, syn, { startTable: 3 }).verdict, 'error');
     assert.match(run([fl(0, 1, [], [{ kind: 'group', id: 4 }])], 1, syn).error!, /group 4/);
