@@ -688,6 +688,8 @@ export function parseGroup(line: string): Group {
       } else if (key === 'cookie') group.cookie = parseBig(value, 'cookie');
       // The selection method changes which bucket a hash picks, never the set of buckets.
       else if (key === 'selection_method' || key === 'selection_method_param') continue;
+      else if (key.startsWith('fields(') && key.endsWith(')'))
+        group.hashFields = key.slice(7, -1).split(',').filter(Boolean);
       else throw new OfParseError(`unknown group attribute "${key}"`, text);
     }
   }

@@ -221,7 +221,10 @@ export function renderGroup(group: Group): string {
   const buckets = group.buckets.map(
     (b) => `bucket=bucket_id:${b.id},weight:${b.weight},actions=${renderActions(b.actions)}`,
   );
-  return [`group_id=${group.id}`, `type=${group.type}`, ...buckets].join(',');
+  const head = [`group_id=${group.id}`, `type=${group.type}`];
+  if (group.hashFields?.length)
+    head.push(`selection_method=hash`, `fields(${group.hashFields.join(',')})`);
+  return [...head, ...buckets].join(',');
 }
 
 /** Groups first, then flows: the order ovs-ofctl needs to load them (see docs/pipeline.md). */

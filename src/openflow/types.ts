@@ -88,6 +88,11 @@ export interface Group {
   id: number;
   type: 'select';
   cookie?: bigint;
+  /**
+   * Fields the bucket choice hashes (`selection_method=hash,fields(…)`); unset = OVS's default,
+   * whose symmetric L4 hash leaves UDP ports out.
+   */
+  hashFields?: string[];
   buckets: GroupBucket[];
 }
 

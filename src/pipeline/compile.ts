@@ -401,10 +401,15 @@ function serviceFlows(
     for (const [list, id] of reuse) if (sameEndpoints(list, eps)) return id;
     const id = b.groupId(`${svcKey}|${variant}`);
     reuse.set(eps, id);
+    const proto = eps[0].protocol.toLowerCase();
     b.groups.push({
       id,
       type: 'select',
       cookie: b.cookie('service', objKey),
+      // Per connection, like kube-proxy: OVS's default hash ignores UDP ports, which sent every
+      // UDP flow between two addresses to the same endpoint. Hashed in ofproto, so it does not
+      // depend on the datapath's dp_hash support.
+      hashFields: ['ip_src', 'ip_dst', `${proto}_src`, `${proto}_dst`],
       buckets: eps.map((e, i) => ({
         id: i,
         weight: 100,
