@@ -86,6 +86,13 @@ export class ObjectStore {
     return c;
   }
 
+  /** Merge hints back (a sync that failed before using them). */
+  giveBack(c: Changes): void {
+    for (const s of c.services) this.changes.services.add(s);
+    for (const n of c.nodes) this.changes.nodes.add(n);
+    this.changes.pods ||= c.pods;
+  }
+
   private replace(kinds: readonly Kind[], objects: RawObject[]): boolean {
     const wanted = new Set<string>(kinds);
     const fresh = new Map<string, RawObject>();
