@@ -260,6 +260,37 @@ function lookup(t: TableIndex, s: State): LookupResult | null {
 interface CompiledGroup {
   group: Group;
   totalWeight: number;
+  /** selection_method=hash: the slots hashed, each with the IP protocol it needs (or -1). */
+  hash: { slot: number; proto: number }[] | null;
+  /** A hash field we do not know, reported when the group is used. */
+  badField?: string;
+}
+
+const HASH_FIELDS: Record<string, { slot: number; proto: number }> = {
+  ip_src: { slot: F.nwSrc, proto: -1 },
+  nw_src: { slot: F.nwSrc, proto: -1 },
+  ip_dst: { slot: F.nwDst, proto: -1 },
+  nw_dst: { slot: F.nwDst, proto: -1 },
+  ip_proto: { slot: F.ipProto, proto: -1 },
+  nw_proto: { slot: F.ipProto, proto: -1 },
+  tcp_src: { slot: F.tpSrc, proto: PROTO_NUMBER.tcp },
+  tcp_dst: { slot: F.tpDst, proto: PROTO_NUMBER.tcp },
+  udp_src: { slot: F.tpSrc, proto: PROTO_NUMBER.udp },
+  udp_dst: { slot: F.tpDst, proto: PROTO_NUMBER.udp },
+  sctp_src: { slot: F.tpSrc, proto: PROTO_NUMBER.sctp },
+  sctp_dst: { slot: F.tpDst, proto: PROTO_NUMBER.sctp },
+};
+
+function compileGroup(group: Group): CompiledGroup {
+  const totalWeight = group.buckets.reduce((sum, b) => sum + Math.max(0, b.weight), 0);
+  if (!group.hashFields?.length) return { group, totalWeight, hash: null };
+  const bad = group.hashFields.find((f) => !HASH_FIELDS[f]);
+  return {
+    group,
+    totalWeight,
+    hash: group.hashFields.filter((f) => HASH_FIELDS[f]).map((f) => HASH_FIELDS[f]),
+    badField: bad,
+  };
 }
 
 export interface CompiledProgram {
@@ -279,11 +310,7 @@ export function compileProgram(program: OpenFlowProgram): CompiledProgram {
   const tables = new Map<number, TableIndex>();
   for (const [n, entries] of perTable) tables.set(n, buildTable(entries));
   const groups = new Map<number, CompiledGroup>();
-  for (const group of program.groups)
-    groups.set(group.id, {
-      group,
-      totalWeight: group.buckets.reduce((s, b) => s + Math.max(0, b.weight), 0),
-    });
+  for (const group of program.groups) groups.set(group.id, compileGroup(group));
   return { program, tables, groups };
 }
 
@@ -328,7 +355,14 @@ export type TraceEvent =
       packet: PacketSummary;
     })
   | (EventBase & { kind: 'recirc'; from: number; table: number; packet: PacketSummary })
-  | (EventBase & { kind: 'group'; id: number; bucket: number | null; packet: PacketSummary })
+  | (EventBase & {
+      kind: 'group';
+      id: number;
+      bucket: number | null;
+      /** 'dp_hash': OVS's default method, chosen after a datapath recirculation. */
+      method: 'hash' | 'dp_hash';
+      packet: PacketSummary;
+    })
   | (EventBase & { kind: 'output'; port: number | 'LOCAL'; packet: PacketSummary })
   | (EventBase & { kind: 'skip'; port: number | 'LOCAL'; reason: string })
   | (EventBase & { kind: 'error'; message: string });
@@ -526,16 +560,35 @@ function setValue(a: Extract<Action, { kind: 'set' }>): number {
 // ---------------------------------------------------------------------------------------------
 // Execution
 
-/** A deterministic hash of the 5-tuple, standing in for the datapath's select hash. */
-function tupleHash(s: State): number {
-  let h = 0x811c9dc5;
-  for (const slot of [F.nwSrc, F.nwDst, F.ipProto, F.tpSrc, F.tpDst]) {
-    h = Math.imul(h ^ (s[slot] >>> 0), 0x01000193);
-    h ^= h >>> 15;
-  }
+function mix(h: number, v: number): number {
+  h = Math.imul(h ^ (v >>> 0), 0x01000193);
+  return h ^ (h >>> 15);
+}
+
+function finish(h: number): number {
   h = Math.imul(h ^ (h >>> 16), 0x85ebca6b);
   h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35);
   return (h ^ (h >>> 16)) >>> 0;
+}
+
+/**
+ * The bucket hash. Our own function, so bucket choices differ from a real bridge, but with the
+ * same inputs: `selection_method=hash` hashes its fields (those whose protocol matches); the
+ * default method is symmetric and, like OVS's sym_l4, leaves UDP ports out.
+ */
+function bucketHash(g: CompiledGroup, s: State): number {
+  let h = 0x811c9dc5;
+  if (g.hash) {
+    for (const f of g.hash) if (f.proto < 0 || s[F.ipProto] === f.proto) h = mix(h, s[f.slot]);
+    return finish(h);
+  }
+  const [a, b] = [s[F.nwSrc] >>> 0, s[F.nwDst] >>> 0].sort((x, y) => x - y);
+  h = mix(mix(mix(h, a), b), s[F.ipProto]);
+  if (s[F.ipProto] === PROTO_NUMBER.tcp || s[F.ipProto] === PROTO_NUMBER.sctp) {
+    const [p, q] = [s[F.tpSrc], s[F.tpDst]].sort((x, y) => x - y);
+    h = mix(mix(h, p), q);
+  }
+  return finish(h);
 }
 
 function event(ctx: Ctx, e: TraceEvent): void {
@@ -665,6 +718,7 @@ function output(ctx: Ctx, th: Thread, port: number, viaInPort: boolean): void {
 function group(ctx: Ctx, th: Thread, id: number, depth: number): void {
   const g = ctx.prog.groups.get(id);
   if (!g) throw new SimError(`group ${id} does not exist`);
+  if (g.badField) throw new SimError(`group ${id}: unknown hash field "${g.badField}"`);
   const buckets = g.group.buckets;
   let index: number | null = null;
   const forced = ctx.opts.chooseBucket?.(id, buckets.length, th.s);
@@ -673,7 +727,7 @@ function group(ctx: Ctx, th: Thread, id: number, depth: number): void {
       throw new SimError(`forced bucket ${forced} out of range for group ${id}`);
     index = forced;
   } else if (g.totalWeight > 0) {
-    let r = tupleHash(th.s) % g.totalWeight;
+    let r = bucketHash(g, th.s) % g.totalWeight;
     for (let i = 0; i < buckets.length; i++) {
       r -= Math.max(0, buckets[i].weight);
       if (r < 0) {
@@ -688,11 +742,21 @@ function group(ctx: Ctx, th: Thread, id: number, depth: number): void {
     recirc: th.recirc,
     id,
     bucket: index,
+    method: g.hash ? 'hash' : 'dp_hash',
     packet: summary(th.s),
   });
   if (index === null) return; // an empty select group drops
   // Bucket actions work on a copy: OVS restores the packet after a group, like a clone.
   const copy: Thread = { ...th, s: th.s.slice(), wire: th.wire && new Map(th.wire) };
+  if (!g.hash) {
+    // The default method picks the bucket in the datapath (hash, then recirculate and match
+    // dp_hash): one more recirculation, which counts against the datapath's limit.
+    if (th.recirc + 1 > ctx.maxRecirc)
+      throw new SimError(
+        `loop: more than ${ctx.maxRecirc} recirculations (dp_hash of group ${id})`,
+      );
+    copy.recirc = th.recirc + 1;
+  }
   execActions(ctx, copy, buckets[index].actions, depth + 1, -1, true);
   th.lookups = copy.lookups;
 }
@@ -859,7 +923,9 @@ export function formatTrace(trace: readonly TraceEvent[]): string {
         lines.push(`${tag} recirculate from [${e.from}] to table ${e.table}${pkt}`);
         break;
       case 'group':
-        lines.push(`${tag} ${indent}  group ${e.id} → bucket ${e.bucket ?? 'none (drop)'}${pkt}`);
+        lines.push(
+          `${tag} ${indent}  group ${e.id} (${e.method}) → bucket ${e.bucket ?? 'none (drop)'}${pkt}`,
+        );
         break;
       case 'output':
         lines.push(`${tag} ${indent}  output ${e.port}${pkt}`);

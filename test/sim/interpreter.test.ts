@@ -248,6 +248,56 @@ describe('action order', () => {
   });
 });
 
+describe('select group methods', () => {
+  const buckets = [0, 1, 2, 3].map((i) => ({ id: i, weight: 100, actions: [out(10 + i)] }));
+  const udpFrom = (sport: number) => udpPacket({ src: `10.0.0.1:${sport}`, dst: '10.96.0.10:53' });
+  const spread = (g: Group): number => {
+    const prog = compileProgram({ flows: [fl(0, 1, [], [{ kind: 'group', id: 1 }])], groups: [g] });
+    const seen = new Set<number | 'LOCAL'>();
+    for (let p = 1000; p < 1064; p++) seen.add(simulate(prog, 1, udpFrom(p)).outputs[0].port);
+    return seen.size;
+  };
+
+  it('the default method ignores UDP ports; hash with fields uses them', () => {
+    assert.equal(spread({ id: 1, type: 'select', buckets }), 1);
+    const fields = ['ip_src', 'ip_dst', 'udp_src', 'udp_dst'];
+    assert.equal(spread({ id: 1, type: 'select', hashFields: fields, buckets }), 4);
+  });
+
+  it('the default method costs a datapath recirculation', () => {
+    // Five ct recirculations, then a group: the sixth recirculation is the dp_hash one.
+    const flows: Flow[] = [];
+    for (let t = 0; t < 5; t++)
+      flows.push(fl(t, 1, [], [{ kind: 'ct', commit: false, zone: t + 1, table: t + 1 }]));
+    flows.push(fl(5, 1, [], [{ kind: 'group', id: 1 }]));
+    const g: Group = {
+      id: 1,
+      type: 'select',
+      buckets: [{ id: 0, weight: 1, actions: [resubmit(6)] }],
+    };
+    flows.push(
+      fl(6, 1, [], [{ kind: 'ct', commit: false, zone: 9, table: 7 }]),
+      fl(7, 1, [], [out(2)]),
+    );
+    const plain = run(flows, 1, syn, {}, [g]);
+    assert.equal(plain.verdict, 'error');
+    assert.match(plain.error!, /dp_hash|recirculations/);
+    const hashed = run(flows, 1, syn, {}, [
+      { ...g, hashFields: ['ip_src', 'ip_dst', 'tcp_src', 'tcp_dst'] },
+    ]);
+    assert.equal(hashed.verdict, 'output', formatTrace(hashed.trace));
+    assert.equal(hashed.outputs[0].recirc, 6);
+  });
+
+  it('an unknown hash field is an error naming it', () => {
+    const g: Group = { id: 1, type: 'select', hashFields: ['ipv6_src'], buckets };
+    assert.match(
+      run([fl(0, 1, [], [{ kind: 'group', id: 1 }])], 1, syn, {}, [g]).error!,
+      /ipv6_src/,
+    );
+  });
+});
+
 describe('errors', () => {
   it('an unknown action is an error naming it', () => {
     const res = run([fl(0, 1, [], [{ kind: 'learn' } as unknown as Action])], 1, syn);
