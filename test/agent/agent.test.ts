@@ -7,7 +7,6 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { pino } from 'pino';
 import { stringify } from 'yaml';
 
 import { Agent } from '../../src/agent/agent.js';
@@ -26,12 +25,6 @@ import {
   textOf,
   textOfDump,
 } from './helpers.js';
-
-export function capturingLogger() {
-  const lines: Record<string, unknown>[] = [];
-  const log = pino({ level: 'debug' }, { write: (s: string) => void lines.push(JSON.parse(s)) });
-  return { log, lines };
-}
 
 async function freePort(): Promise<number> {
   return new Promise((resolve) => {

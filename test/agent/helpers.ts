@@ -1,6 +1,7 @@
 // Shared by the agent tests: the bundled example as raw objects, small mutations, and the
 // reference program (compileNode of the same objects) as sets of rendered lines.
 import { readFileSync } from 'node:fs';
+import { pino } from 'pino';
 
 import { parseObjects } from '../../src/cluster/load.js';
 import { validateObjects } from '../../src/cluster/validate.js';
@@ -91,3 +92,10 @@ export const byName = (objects: RawObject[], kind: string, name: string): RawObj
   if (!o) throw new Error(`no ${kind} ${name} in the example`);
   return structuredClone(o);
 };
+
+/** A pino logger that keeps every line as an object. */
+export function capturingLogger() {
+  const lines: Record<string, unknown>[] = [];
+  const log = pino({ level: 'debug' }, { write: (s: string) => void lines.push(JSON.parse(s)) });
+  return { log, lines };
+}
