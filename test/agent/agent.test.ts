@@ -24,6 +24,7 @@ import {
   service,
   textOf,
   textOfDump,
+  capturingLogger,
 } from './helpers.js';
 
 async function freePort(): Promise<number> {
