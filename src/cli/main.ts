@@ -3,6 +3,7 @@ import { Command, CommanderError } from 'commander';
 import { InputError } from '../cluster/load.js';
 import { NodeError } from '../config/resolve.js';
 import { registerCompile, UsageError } from './compile.js';
+import { registerAgent } from './agent.js';
 import { registerLab } from './lab.js';
 
 export async function main(argv: string[]): Promise<number> {
@@ -13,6 +14,7 @@ export async function main(argv: string[]): Promise<number> {
     .exitOverride()
     .configureOutput({ writeErr: (s) => process.stderr.write(s) });
   registerCompile(program);
+  registerAgent(program);
   registerLab(program);
   try {
     await program.parseAsync(argv, { from: 'user' });
