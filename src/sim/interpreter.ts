@@ -394,7 +394,12 @@ export interface SimOptions {
   /** Time in seconds, for conntrack timeouts. */
   now?: number;
   /** Pick a select-group bucket (by index) instead of hashing; undefined falls back to hashing. */
-  chooseBucket?: (groupId: number, buckets: number, packet: State) => number | undefined;
+  chooseBucket?: (
+    groupId: number,
+    buckets: number,
+    packet: State,
+    group: Group,
+  ) => number | undefined;
   /** Record trace events (default true). */
   trace?: boolean;
   /** The bridge's ports: output to any other port is dropped. Unset: every port exists. */
@@ -721,7 +726,7 @@ function group(ctx: Ctx, th: Thread, id: number, depth: number): void {
   if (g.badField) throw new SimError(`group ${id}: unknown hash field "${g.badField}"`);
   const buckets = g.group.buckets;
   let index: number | null = null;
-  const forced = ctx.opts.chooseBucket?.(id, buckets.length, th.s);
+  const forced = ctx.opts.chooseBucket?.(id, buckets.length, th.s, g.group);
   if (forced !== undefined) {
     if (forced < 0 || forced >= buckets.length)
       throw new SimError(`forced bucket ${forced} out of range for group ${id}`);

@@ -6,7 +6,7 @@
 import type { HostNeighbor, HostNodePortRedirect, HostPlan, HostRoute } from '../host/types.js';
 import { Conntrack } from './conntrack.js';
 import { type CompiledProgram, type SimOptions, type SimResult, simulate } from './interpreter.js';
-import { type IpProto, type Packet, ipToNum, numToIp, parseCidr } from './packet.js';
+import { type IpProto, type Packet, arpRequest, ipToNum, numToIp, parseCidr } from './packet.js';
 
 // ---------------------------------------------------------------------------------------------
 // Host model
@@ -21,6 +21,8 @@ export interface HostInterface {
   forwarding: boolean;
   /** accept packets whose source is one of our own addresses (Linux accept_local) */
   acceptLocal: boolean;
+  /** 127.0.0.0/8 is not martian on this interface (Linux route_localnet) */
+  routeLocalnet?: boolean;
 }
 
 export interface HostModel {
@@ -33,7 +35,7 @@ export interface HostModel {
 /** A host model from the compiler's HostPlan plus the interfaces the node really has. */
 export function hostFromPlan(
   plan: HostPlan,
-  interfaces: Omit<HostInterface, 'forwarding' | 'acceptLocal'>[],
+  interfaces: Omit<HostInterface, 'forwarding' | 'acceptLocal' | 'routeLocalnet'>[],
 ): HostModel {
   const setting = (dev: string) => plan.interfaces.find((i) => i.device === dev);
   return {
@@ -41,6 +43,7 @@ export function hostFromPlan(
       ...i,
       forwarding: setting(i.name)?.forwarding ?? setting('all')?.forwarding ?? false,
       acceptLocal: setting(i.name)?.acceptLocal ?? false,
+      routeLocalnet: setting(i.name)?.routeLocalnet ?? false,
     })),
     routes: plan.routes,
     neighbors: plan.neighbors,
@@ -86,8 +89,16 @@ export class Routing {
     this.routes = rs.sort((a, b) => b.len - a.len);
   }
 
+  /** Our own addresses; the loopback net is always local (lo exists on every host). */
   isLocal(ip: string): boolean {
-    return this.local.has(ipToNum(ip));
+    const n = ipToNum(ip);
+    return this.local.has(n) || n >>> 24 === 127;
+  }
+
+  /** The source address the host picks for a connection to `dst`, as Linux does. */
+  sourceTo(dst: string): string | undefined {
+    if (this.isLocal(dst)) return dst;
+    return this.lookup(dst)?.src;
   }
 
   lookup(dst: string): { dev: string; via?: string; src?: string } | null {
@@ -97,7 +108,7 @@ export class Routing {
         return {
           dev: r.dev,
           via: r.via === undefined ? undefined : numToIp(r.via),
-          src: r.src === undefined ? this.sourceFor(r.dev) : numToIp(r.src),
+          src: r.src === undefined ? this.firstAddressOf(r.dev) : numToIp(r.src),
         };
     return null;
   }
@@ -106,7 +117,7 @@ export class Routing {
     return this.host.interfaces.find((i) => i.name === name);
   }
 
-  private sourceFor(dev: string): string | undefined {
+  private firstAddressOf(dev: string): string | undefined {
     const a = this.iface(dev)?.addresses[0];
     return a?.split('/')[0];
   }
@@ -114,8 +125,34 @@ export class Routing {
 
 export type HostVerdict =
   | { kind: 'local'; packet: Packet }
-  | { kind: 'forward'; dev: string; port: number | 'LOCAL'; nextHop: string; packet: Packet }
+  | {
+      kind: 'forward';
+      dev: string;
+      port: number | 'LOCAL';
+      nextHop: string;
+      packet: Packet;
+      /** the destination MAC came from a permanent neighbour; otherwise ARP must find it */
+      resolved: boolean;
+    }
+  /** the host answers an ARP request for one of its addresses, back out of `dev` */
+  | { kind: 'arp-reply'; dev: string; port: number | 'LOCAL'; packet: Packet }
   | { kind: 'drop'; reason: string };
+
+const isLoopback = (ip: string) => ipToNum(ip) >>> 24 === 127;
+
+/** The answer a stack gives to an ARP request for `mac`'s address. */
+export function arpAnswer(request: Packet, mac: string): Packet {
+  return {
+    ethSrc: mac,
+    ethDst: request.arpSha ?? request.ethSrc,
+    ethType: 'arp',
+    arpOp: 2,
+    arpSha: mac,
+    arpSpa: request.arpTpa,
+    arpTha: request.arpSha,
+    arpTpa: request.arpSpa,
+  };
+}
 
 /** Zones of the host's own conntrack: the redirect's DNAT, then its SNAT. */
 const HOST_DNAT_ZONE = 1;
@@ -162,7 +199,13 @@ export class Host {
   receive(dev: string, packet: Packet, now: number): HostVerdict {
     const iface = this.routing.iface(dev);
     if (!iface) return { kind: 'drop', reason: `no interface ${dev}` };
-    if (packet.ethType !== 'ip') return { kind: 'local', packet };
+    if (packet.ethType !== 'ip') {
+      // arp_ignore 0: any local address is answered on any interface.
+      if (packet.arpOp === 1 && packet.arpTpa && this.routing.isLocal(packet.arpTpa))
+        return { kind: 'arp-reply', dev, port: iface.port, packet: arpAnswer(packet, iface.mac) };
+      if (packet.arpOp === 2) return { kind: 'local', packet };
+      return { kind: 'drop', reason: `ARP for ${packet.arpTpa ?? '?'}: not ours` };
+    }
     // Replies of redirected connections: un-SNAT, then un-DNAT, before routing (as PREROUTING).
     let p = packet;
     for (const zone of [HOST_SNAT_ZONE, HOST_DNAT_ZONE]) {
@@ -171,6 +214,9 @@ export class Host {
     }
     const dst = p.ipDst!;
     const src = p.ipSrc!;
+    // Linux drops 127/8 arriving from outside (martian) unless route_localnet is on.
+    if ((isLoopback(dst) || isLoopback(src)) && !iface.routeLocalnet)
+      return { kind: 'drop', reason: `martian ${src} -> ${dst} on ${dev} (route_localnet off)` };
     if (this.routing.isLocal(dst)) {
       if (this.routing.isLocal(src) && !iface.acceptLocal)
         return { kind: 'drop', reason: `local source ${src} on ${dev} without accept_local` };
@@ -226,7 +272,14 @@ export class Host {
     if (chooseSource && r.src) out.ipSrc = r.src;
     const neigh = this.model.neighbors.find((n) => n.device === r.dev && n.ip === nextHop);
     if (neigh) out.ethDst = neigh.mac;
-    return { kind: 'forward', dev: r.dev, port: iface.port, nextHop, packet: out };
+    return {
+      kind: 'forward',
+      dev: r.dev,
+      port: iface.port,
+      nextHop,
+      packet: out,
+      resolved: neigh !== undefined,
+    };
   }
 }
 
@@ -237,6 +290,9 @@ export interface SimPod {
   ip: string;
   mac: string;
   ofport: number;
+  /** on-link prefix length and default gateway: what the pod ARPs for (ARP mode) */
+  prefix?: number;
+  gateway?: string;
 }
 
 export interface SimNode {
@@ -246,7 +302,7 @@ export interface SimNode {
   /** OVS conntrack of this node's bridge. */
   conntrack: Conntrack;
   uplinkPort: number;
-  /** MAC the node answers with on the wire (the uplink's, moved to the bridge interface). */
+  /** MAC the node answers with on the wire (the bridge interface's, seen behind the uplink). */
   uplinkMac: string;
   /** Addresses reachable on the wire at this node. */
   wireIPs: string[];
@@ -258,6 +314,8 @@ export interface Station {
   name: string;
   ip: string;
   mac: string;
+  /** on-link prefix length (ARP mode; default 24); the station has no router */
+  prefix?: number;
 }
 
 export type Place =
@@ -268,7 +326,10 @@ export type Place =
 export type Hop =
   | { kind: 'bridge'; node: string; inPort: number | 'LOCAL'; packet: Packet; result: SimResult }
   | { kind: 'host'; node: string; dev?: string; packet: Packet; verdict: HostVerdict }
-  | { kind: 'wire'; from: string; packet: Packet; to: string[] };
+  | { kind: 'wire'; from: string; packet: Packet; to: string[] }
+  /** an ARP exchange a sender needed before it could send: its own hops, and the answer */
+  | { kind: 'arp'; place: Place; dev?: string; ip: string; mac: string | null; hops: Hop[] }
+  | { kind: 'drop'; place: Place; reason: string };
 
 export interface Journey {
   /** error (a bridge failed or the hop limit) > duplicate > delivered > dropped */
@@ -289,21 +350,76 @@ export interface SendOptions {
   chooseBucket?: SimOptions['chooseBucket'];
   /** Bridge passes, host passes and wire crossings allowed before calling it a loop. */
   maxHops?: number;
+  /** Record bridge traces (default true). */
+  trace?: boolean;
+}
+
+export interface NetworkOptions {
+  /**
+   * Senders resolve next hops with ARP through the bridges and the wire, as real stacks do
+   * (the pipeline's ARP responder answers for pods, the gateway and virtual addresses; node
+   * hosts and stations answer for their own). Answers are cached per sender until
+   * clearNeighbors(). Without it the wire owner's MAC is filled in directly.
+   */
+  arp?: boolean;
+}
+
+interface RunCtx {
+  journey: Journey;
+  now: number;
+  maxHops: number;
+  hops: number;
+  duplicate: boolean;
+  chooseBucket?: SimOptions['chooseBucket'];
+  trace: boolean;
+  /** inside an ARP exchange: no further resolution */
+  resolving: boolean;
+}
+
+const BROADCAST = 'ff:ff:ff:ff:ff:ff';
+
+function inSubnet(ip: string, on: string, prefix: number): boolean {
+  const c = parseCidr(`${on}/${prefix}`);
+  return (ipToNum(ip) & c.mask) >>> 0 === c.addr;
+}
+
+export function placeKey(p: Place): string {
+  return p.kind === 'station'
+    ? `station:${p.name}`
+    : p.kind === 'pod'
+      ? `pod:${p.ip}`
+      : `host:${p.node}`;
 }
 
 export class Network {
   private readonly nodes = new Map<string, SimNode>();
   private readonly stations = new Map<string, Station>();
+  private readonly neighbors = new Map<string, string>();
+  readonly arp: boolean;
 
-  constructor(nodes: SimNode[], stations: Station[] = []) {
+  constructor(nodes: SimNode[], stations: Station[] = [], opts: NetworkOptions = {}) {
     for (const n of nodes) this.nodes.set(n.name, n);
     for (const s of stations) this.stations.set(s.name, s);
+    this.arp = opts.arp ?? false;
   }
 
   node(name: string): SimNode {
     const n = this.nodes.get(name);
     if (!n) throw new Error(`unknown node ${name}`);
     return n;
+  }
+
+  station(name: string): Station | undefined {
+    return this.stations.get(name);
+  }
+
+  addStation(s: Station): void {
+    this.stations.set(s.name, s);
+  }
+
+  /** Forget every learned neighbour (a fresh start for the next experiment). */
+  clearNeighbors(): void {
+    this.neighbors.clear();
   }
 
   /** The MAC that owns an address on the wire, as ARP would find it. */
@@ -315,34 +431,140 @@ export class Network {
 
   /** Sends a packet from a place and follows every copy until it arrives or dies. */
   send(from: Place, packet: Packet, opts: SendOptions = {}): Journey {
-    const now = opts.now ?? 0;
-    const maxHops = opts.maxHops ?? 64;
     const journey: Journey = { verdict: 'dropped', arrivals: [], hops: [] };
+    const ctx: RunCtx = {
+      journey,
+      now: opts.now ?? 0,
+      maxHops: opts.maxHops ?? 64,
+      hops: 0,
+      duplicate: false,
+      chooseBucket: opts.chooseBucket,
+      trace: opts.trace ?? true,
+      resolving: false,
+    };
     const queue: Work[] = [];
-    if (from.kind === 'station') queue.push({ kind: 'wire', from: from.name, packet });
-    else if (from.kind === 'host')
+    this.originate(from, packet, queue, ctx);
+    this.run(queue, ctx);
+    if (journey.verdict === 'error') return journey;
+    if (journey.arrivals.length > 1 || ctx.duplicate) journey.verdict = 'duplicate';
+    else if (journey.arrivals.length === 1) journey.verdict = 'delivered';
+    return journey;
+  }
+
+  private originate(from: Place, packet: Packet, queue: Work[], ctx: RunCtx): void {
+    if (from.kind === 'host') {
       queue.push({ kind: 'host-out', node: this.node(from.node), packet });
-    else {
-      const node = this.node(from.node);
-      const pod = node.pods.find((p) => p.ip === from.ip);
-      if (!pod) throw new Error(`no pod ${from.ip} on ${from.node}`);
-      queue.push({ kind: 'bridge', node, inPort: pod.ofport, packet });
+      return;
     }
-    let hops = 0;
-    let duplicate = false;
-    while (queue.length > 0) {
-      if (++hops > maxHops) {
+    if (from.kind === 'station') {
+      const st = this.stations.get(from.name);
+      if (!st) throw new Error(`unknown station ${from.name}`);
+      let p = packet;
+      if (this.arp && packet.ethType === 'ip') {
+        const dst = packet.ipDst!;
+        if (!inSubnet(dst, st.ip, st.prefix ?? 24)) {
+          this.dropHop(ctx, from, `${st.name} has no route to ${dst}`);
+          return;
+        }
+        const mac = this.resolve(from, undefined, dst, st.ip, st.mac, ctx);
+        if (!mac) return;
+        p = { ...packet, ethSrc: st.mac, ethDst: mac };
+      }
+      queue.push({ kind: 'wire', from: from.name, packet: p });
+      return;
+    }
+    const node = this.node(from.node);
+    const pod = node.pods.find((x) => x.ip === from.ip);
+    if (!pod) throw new Error(`no pod ${from.ip} on ${from.node}`);
+    let p = packet;
+    if (this.arp && packet.ethType === 'ip') {
+      const dst = packet.ipDst!;
+      const onLink = pod.prefix !== undefined && inSubnet(dst, pod.ip, pod.prefix);
+      const nextHop = onLink || !pod.gateway ? dst : pod.gateway;
+      const mac = this.resolve(from, undefined, nextHop, pod.ip, pod.mac, ctx);
+      if (!mac) return;
+      p = { ...packet, ethSrc: pod.mac, ethDst: mac };
+    }
+    queue.push({ kind: 'bridge', node, inPort: pod.ofport, packet: p });
+  }
+
+  private dropHop(ctx: RunCtx, place: Place, reason: string): void {
+    ctx.journey.hops.push({ kind: 'drop', place, reason });
+  }
+
+  /**
+   * ARP for `ip` from a place (out of `dev` for a host): the request really travels through the
+   * bridges and the wire; null when nobody answered (the packet waiting for it is dropped).
+   */
+  private resolve(
+    place: Place,
+    dev: string | undefined,
+    ip: string,
+    spa: string,
+    sha: string,
+    ctx: RunCtx,
+  ): string | null {
+    const key = `${placeKey(place)}|${dev ?? ''}|${ip}`;
+    const cached = this.neighbors.get(key);
+    if (cached) return cached;
+    if (ctx.resolving) {
+      this.dropHop(ctx, place, `ARP for ${ip} needed while resolving another address`);
+      return null;
+    }
+    const req = arpRequest({ sha, spa, tpa: ip });
+    const sub: Journey = { verdict: 'dropped', arrivals: [], hops: [] };
+    const sctx: RunCtx = { ...ctx, journey: sub, hops: 0, duplicate: false, resolving: true };
+    const queue: Work[] = [];
+    if (place.kind === 'station') queue.push({ kind: 'wire', from: place.name, packet: req });
+    else if (place.kind === 'pod') {
+      const node = this.node(place.node);
+      const pod = node.pods.find((x) => x.ip === place.ip)!;
+      queue.push({ kind: 'bridge', node, inPort: pod.ofport, packet: req });
+    } else {
+      const node = this.node(place.node);
+      const iface = node.host.routing.iface(dev!)!;
+      queue.push({ kind: 'bridge', node, inPort: iface.port, packet: req });
+    }
+    this.run(queue, sctx);
+    const want = placeKey(place);
+    const answer = sub.arrivals.find(
+      (a) =>
+        placeKey(a.place) === want &&
+        a.packet.ethType === 'arp' &&
+        a.packet.arpOp === 2 &&
+        a.packet.arpSpa === ip,
+    );
+    const mac = answer?.packet.arpSha ?? null;
+    ctx.journey.hops.push({ kind: 'arp', place, dev, ip, mac, hops: sub.hops });
+    if (sub.verdict === 'error') {
+      ctx.journey.verdict = 'error';
+      ctx.journey.error = sub.error;
+      return null;
+    }
+    if (!mac) {
+      this.dropHop(ctx, place, `ARP for ${ip}${dev ? ` on ${dev}` : ''}: no answer`);
+      return null;
+    }
+    this.neighbors.set(key, mac);
+    return mac;
+  }
+
+  private run(queue: Work[], ctx: RunCtx): void {
+    const journey = ctx.journey;
+    while (queue.length > 0 && journey.verdict !== 'error') {
+      if (++ctx.hops > ctx.maxHops) {
         journey.verdict = 'error';
-        journey.error = `loop: more than ${maxHops} hops`;
-        return journey;
+        journey.error = `loop: more than ${ctx.maxHops} hops`;
+        return;
       }
       const w = queue.shift()!;
       switch (w.kind) {
         case 'bridge': {
           const result = simulate(w.node.program, w.inPort, w.packet, {
             conntrack: w.node.conntrack,
-            now,
-            chooseBucket: opts.chooseBucket,
+            now: ctx.now,
+            chooseBucket: ctx.chooseBucket,
+            trace: ctx.trace,
           });
           journey.hops.push({
             kind: 'bridge',
@@ -354,18 +576,18 @@ export class Network {
           if (result.verdict === 'error') {
             journey.verdict = 'error';
             journey.error = `${w.node.name}: ${result.error}`;
-            return journey;
+            return;
           }
-          if (result.verdict === 'duplicate') duplicate = true;
-          for (const o of result.outputs) this.fromBridge(w.node, o.port, o.packet, queue, journey);
+          if (result.verdict === 'duplicate') ctx.duplicate = true;
+          for (const o of result.outputs) this.fromBridge(w.node, o.port, o.packet, queue, ctx);
           break;
         }
         case 'host-in':
         case 'host-out': {
           const verdict =
             w.kind === 'host-in'
-              ? w.node.host.receive(w.dev, w.packet, now)
-              : w.node.host.send(w.packet, now);
+              ? w.node.host.receive(w.dev, w.packet, ctx.now)
+              : w.node.host.send(w.packet, ctx.now);
           journey.hops.push({
             kind: 'host',
             node: w.node.name,
@@ -373,26 +595,40 @@ export class Network {
             packet: w.packet,
             verdict,
           });
-          if (verdict.kind === 'local')
-            journey.arrivals.push({
-              place: { kind: 'host', node: w.node.name },
+          const place: Place = { kind: 'host', node: w.node.name };
+          if (verdict.kind === 'local') journey.arrivals.push({ place, packet: verdict.packet });
+          else if (verdict.kind === 'arp-reply')
+            queue.push({
+              kind: 'bridge',
+              node: w.node,
+              inPort: verdict.port,
               packet: verdict.packet,
             });
           else if (verdict.kind === 'forward') {
             const p = { ...verdict.packet };
-            const mac = this.wireMac(verdict.nextHop);
-            if (mac && verdict.packet.ethDst === w.packet.ethDst) p.ethDst = mac;
+            if (this.arp) {
+              if (!verdict.resolved) {
+                const iface = w.node.host.routing.iface(verdict.dev)!;
+                const spa = iface.addresses[0]?.split('/')[0] ?? '0.0.0.0';
+                const mac = this.resolve(place, verdict.dev, verdict.nextHop, spa, iface.mac, ctx);
+                if (!mac) break;
+                p.ethDst = mac;
+              }
+            } else {
+              const mac = this.wireMac(verdict.nextHop);
+              if (mac && !verdict.resolved) p.ethDst = mac;
+            }
             queue.push({ kind: 'bridge', node: w.node, inPort: verdict.port, packet: p });
           }
           break;
         }
         case 'wire': {
           const to: string[] = [];
-          const broadcast = w.packet.ethDst === 'ff:ff:ff:ff:ff:ff';
+          const broadcast = w.packet.ethDst === BROADCAST;
           for (const s of this.stations.values())
             if (s.name !== w.from && (broadcast || s.mac === w.packet.ethDst)) {
               to.push(s.name);
-              journey.arrivals.push({ place: { kind: 'station', name: s.name }, packet: w.packet });
+              this.atStation(s, w.packet, queue, ctx);
             }
           for (const n of this.nodes.values())
             if (n.name !== w.from && (broadcast || n.uplinkMac === w.packet.ethDst)) {
@@ -404,9 +640,16 @@ export class Network {
         }
       }
     }
-    if (journey.arrivals.length > 1 || duplicate) journey.verdict = 'duplicate';
-    else if (journey.arrivals.length === 1) journey.verdict = 'delivered';
-    return journey;
+  }
+
+  private atStation(s: Station, packet: Packet, queue: Work[], ctx: RunCtx): void {
+    if (packet.ethType === 'arp' && packet.arpOp === 1) {
+      // Stations answer ARP for their own address and ignore the rest of the broadcast.
+      if (packet.arpTpa === s.ip)
+        queue.push({ kind: 'wire', from: s.name, packet: arpAnswer(packet, s.mac) });
+      return;
+    }
+    ctx.journey.arrivals.push({ place: { kind: 'station', name: s.name }, packet });
   }
 
   private fromBridge(
@@ -414,7 +657,7 @@ export class Network {
     port: number | 'LOCAL',
     packet: Packet,
     queue: Work[],
-    journey: Journey,
+    ctx: RunCtx,
   ): void {
     if (port === node.uplinkPort) {
       queue.push({ kind: 'wire', from: node.name, packet });
@@ -422,7 +665,17 @@ export class Network {
     }
     const pod = node.pods.find((p) => p.ofport === port);
     if (pod) {
-      journey.arrivals.push({ place: { kind: 'pod', node: node.name, ip: pod.ip }, packet });
+      if (packet.ethType === 'arp' && packet.arpOp === 1) {
+        if (packet.arpTpa === pod.ip)
+          queue.push({
+            kind: 'bridge',
+            node,
+            inPort: pod.ofport,
+            packet: arpAnswer(packet, pod.mac),
+          });
+        return;
+      }
+      ctx.journey.arrivals.push({ place: { kind: 'pod', node: node.name, ip: pod.ip }, packet });
       return;
     }
     const iface = node.host.model.interfaces.find((i) => i.port === port);
@@ -430,7 +683,7 @@ export class Network {
       queue.push({ kind: 'host-in', node, dev: iface.name, packet });
       return;
     }
-    journey.hops.push({
+    ctx.journey.hops.push({
       kind: 'host',
       node: node.name,
       packet,

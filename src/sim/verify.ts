@@ -1,0 +1,188 @@
+// The contract of docs/pipeline.md, checked in the simulator: every path the lab would probe
+// (src/lab/paths.ts) is run as a whole connection, once per allowed server, on a fresh cluster.
+import { enumeratePaths, type LabPath, type PathServer, type PathSource } from '../lab/paths.js';
+import {
+  ClusterSim,
+  forceEndpoint,
+  serverAddresses,
+  serverName,
+  type ClusterModel,
+} from './cluster.js';
+import { runConnection, type ConnectionResult } from './connection.js';
+import { describeEnd } from './describe.js';
+import type { Place } from './network.js';
+import type { Packet } from './packet.js';
+
+export type CheckName =
+  | 'reaches-endpoint'
+  | 'client-address'
+  | 'same-server'
+  | 'reply-addresses'
+  | 'no-duplicate'
+  | 'must-fail';
+
+export interface Problem {
+  check: CheckName;
+  detail: string;
+}
+
+export interface CaseResult {
+  path: LabPath;
+  /** the server this run forced (one run per allowed server) */
+  target?: PathServer;
+  /** where the first request arrived */
+  reached?: string;
+  /** what the server saw as (src, dst) */
+  saw?: string;
+  ok: boolean;
+  problems: Problem[];
+  packets: number;
+}
+
+export interface VerifyReport {
+  cases: CaseResult[];
+  passed: number;
+  failed: number;
+}
+
+export function clusterPaths(model: ClusterModel): LabPath[] {
+  return enumeratePaths(
+    model.state,
+    model.nodes.map((n) => n.dp),
+    model.external.ip,
+  );
+}
+
+export function sourcePlace(sim: ClusterSim, s: PathSource): Place {
+  if (s.kind === 'pod') return { kind: 'pod', node: s.node, ip: s.ip };
+  if (s.kind === 'host') return { kind: 'host', node: s.node };
+  return sim.station(s.ip);
+}
+
+const ep = (ip?: string, port?: number) => `${ip ?? '?'}${port === undefined ? '' : `:${port}`}`;
+export const addresses = (p: Packet) => `(${ep(p.ipSrc, p.tpSrc)}, ${ep(p.ipDst, p.tpDst)})`;
+
+/** The contract checks for one connection of one path. */
+export function checkConnection(
+  model: ClusterModel,
+  path: LabPath,
+  target: PathServer | undefined,
+  conn: ConnectionResult,
+): Problem[] {
+  const problems: Problem[] = [];
+  for (const s of conn.steps) {
+    const v = s.journey.verdict;
+    if (v === 'duplicate' || v === 'error')
+      problems.push({
+        check: 'no-duplicate',
+        detail: `packet ${s.index + 1} (${s.direction}): ${v === 'error' ? s.journey.error : `${s.journey.arrivals.length} arrivals`}`,
+      });
+  }
+  const first = conn.steps[0];
+  if (path.mustFail) {
+    if (first && first.journey.arrivals.length > 0)
+      problems.push({
+        check: 'must-fail',
+        detail: `must fail (${path.mustFail}) but reached ${first.journey.arrivals.map((a) => serverName(model, a.place)).join(', ')}`,
+      });
+    return problems;
+  }
+  if (!conn.server || !conn.serverSaw) {
+    problems.push({
+      check: 'reaches-endpoint',
+      detail: first ? `request not delivered: ${describeEnd(model, first.journey)}` : 'not sent',
+    });
+    return problems;
+  }
+  const reached = serverName(model, conn.server);
+  const allowed = path.servers.map((s) => s.name);
+  if (!allowed.includes(reached) || (target && target.name !== reached)) {
+    problems.push({
+      check: 'reaches-endpoint',
+      detail: `reached ${reached}, expected ${target ? target.name : allowed.join(' | ')}`,
+    });
+    return problems;
+  }
+  const server = path.servers.find((s) => s.name === reached)!;
+  if (conn.serverSaw.ipSrc !== server.peer)
+    problems.push({
+      check: 'client-address',
+      detail: `${reached} saw ${addresses(conn.serverSaw)}, client should be ${server.peer}`,
+    });
+  const req = conn.request;
+  for (const s of conn.steps.slice(1)) {
+    const got = s.journey.arrivals.length === 1 ? s.journey.arrivals[0].packet : undefined;
+    const where = s.journey.arrivals.map((a) => serverName(model, a.place)).join(', ');
+    if (s.direction === 'request') {
+      const ok =
+        got &&
+        s.journey.arrivals[0].place.kind === conn.server.kind &&
+        serverName(model, s.journey.arrivals[0].place) === reached &&
+        addresses(got) === addresses(conn.serverSaw);
+      if (!ok)
+        problems.push({
+          check: 'same-server',
+          detail: `packet ${s.index + 1} (${s.flags}): ${got ? `${where} saw ${addresses(got)}` : describeEnd(model, s.journey)}, first was ${addresses(conn.serverSaw)} at ${reached}`,
+        });
+    } else {
+      const want = `(${ep(req.ipDst, req.tpDst)}, ${ep(req.ipSrc, req.tpSrc)})`;
+      const atClient =
+        got && serverName(model, s.journey.arrivals[0].place) === serverName(model, conn.client);
+      if (!atClient || addresses(got) !== want)
+        problems.push({
+          check: 'reply-addresses',
+          detail: `reply ${s.index + 1} (${s.flags || 'udp'}): ${got ? `${where} got ${addresses(got)}` : describeEnd(model, s.journey)}, client expects ${want}`,
+        });
+    }
+    if (problems.length) break;
+  }
+  if (conn.stopped && problems.length === 0)
+    problems.push({ check: 'same-server', detail: conn.stopped });
+  return problems;
+}
+
+export interface VerifyOptions {
+  paths?: LabPath[];
+  /** stop at the first failing case (the mutation check only needs one) */
+  failFast?: boolean;
+  sim?: ClusterSim;
+}
+
+export function verifyCluster(model: ClusterModel, opts: VerifyOptions = {}): VerifyReport {
+  const sim = opts.sim ?? new ClusterSim(model);
+  const paths = opts.paths ?? clusterPaths(model);
+  const report: VerifyReport = { cases: [], passed: 0, failed: 0 };
+  for (const path of paths) {
+    const targets: (PathServer | undefined)[] = path.servers.length ? path.servers : [undefined];
+    for (const target of targets) {
+      sim.reset();
+      const client = sourcePlace(sim, path.source);
+      const conn = runConnection(
+        sim,
+        client,
+        { ip: path.dest.ip, port: path.dest.port, protocol: path.protocol },
+        {
+          trace: false,
+          chooseBucket: target ? forceEndpoint(serverAddresses(model, target.name)) : undefined,
+        },
+      );
+      const problems = checkConnection(model, path, target, conn);
+      const r: CaseResult = {
+        path,
+        target,
+        reached: conn.server && serverName(model, conn.server),
+        saw: conn.serverSaw && addresses(conn.serverSaw),
+        ok: problems.length === 0,
+        problems,
+        packets: conn.steps.length,
+      };
+      report.cases.push(r);
+      if (r.ok) report.passed++;
+      else {
+        report.failed++;
+        if (opts.failFast) return report;
+      }
+    }
+  }
+  return report;
+}
