@@ -13,6 +13,7 @@ export const DEFAULT_CONFIG: Readonly<SvcflowConfig> = Object.freeze({
   hostReturnIP: '169.254.169.111',
   virtualMAC: 'aa:bb:cc:dd:ee:ff',
   ctZones: { nodePortDnat: 52100, snat: 52200, service: 65500 },
+  snatPortRange: [61000, 65535] as [number, number],
   encapMode: 'noEncap',
   nodePortAddresses: [],
   firstPodPort: 10,
@@ -76,6 +77,17 @@ export function parseConfig(docs: Obj[]): SvcflowConfig {
           bad(`ctZones.${k}`, 'is not a known zone (nodePortDnat, snat, service)');
         cfg.ctZones[k as keyof typeof cfg.ctZones] = zone(v, `ctZones.${k}`);
       }
+    }
+    if (d.snatPortRange !== undefined) {
+      const m = /^(\d{1,5})-(\d{1,5})$/.exec(String(d.snatPortRange));
+      const lo = m ? Number(m[1]) : NaN;
+      const hi = m ? Number(m[2]) : NaN;
+      if (!(lo >= 1 && hi <= 65535 && lo <= hi))
+        bad(
+          'snatPortRange',
+          `must be "LOW-HIGH" within 1-65535, got ${JSON.stringify(d.snatPortRange)}`,
+        );
+      cfg.snatPortRange = [lo, hi];
     }
     if (d.nodePortAddresses !== undefined) {
       if (!Array.isArray(d.nodePortAddresses)) bad('nodePortAddresses', 'must be a list');

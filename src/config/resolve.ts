@@ -116,6 +116,7 @@ export function resolveNode(
     hostReturnIP: config.hostReturnIP,
     virtualMAC: config.virtualMAC,
     ctZones: { ...config.ctZones },
+    snatPortRange: [...config.snatPortRange],
     localPods,
     peers,
   };

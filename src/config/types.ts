@@ -31,6 +31,12 @@ export interface SvcflowConfig {
   /** MAC the ARP responder answers with for virtual addresses and ClusterIPs. */
   virtualMAC: string;
   ctZones: CtZones;
+  /**
+   * Source ports the NodePort SNAT to the gateway IP may use. Disjoint from the host's
+   * ephemeral range, because the host also sources connections from the gateway IP (host →
+   * ClusterIP, host → NodePort) and the two would otherwise collide in the service zone.
+   */
+  snatPortRange: [number, number];
   encapMode: 'noEncap';
   /** CIDRs, or "primary"; empty = every node address answers NodePorts. */
   nodePortAddresses: string[];
@@ -75,6 +81,7 @@ export interface NodeDataplane {
   hostReturnIP: string;
   virtualMAC: string;
   ctZones: CtZones;
+  snatPortRange: [number, number];
   localPods: LocalPod[];
   peers: PeerNode[];
 }

@@ -460,7 +460,11 @@ function parseNat(text: string): 'existing' | NatSpec {
   const ip = checkIp(colon < 0 ? target : target.slice(0, colon));
   if (colon < 0) return { type: type as 'src' | 'dst', ip };
   const portText = target.slice(colon + 1);
-  if (portText.includes('-')) throw new OfParseError(`nat port ranges are not modelled: ${text}`);
+  if (portText.includes('-')) {
+    const [lo, hi] = portText.split('-').map((p) => parseUint(p, 'nat port', 0xffff));
+    if (lo > hi) throw new OfParseError(`empty nat port range: ${text}`);
+    return { type: type as 'src' | 'dst', ip, portRange: [lo, hi] };
+  }
   return { type: type as 'src' | 'dst', ip, port: parseUint(portText, 'nat port', 0xffff) };
 }
 

@@ -187,7 +187,12 @@ function renderActionUncached(a: Action): string {
       args.push(`zone=${a.zone}`);
       if (a.nat === 'existing') args.push('nat');
       else if (a.nat) {
-        const port = a.nat.port !== undefined ? `:${a.nat.port}` : '';
+        const port =
+          a.nat.port !== undefined
+            ? `:${a.nat.port}`
+            : a.nat.portRange
+              ? `:${a.nat.portRange[0]}-${a.nat.portRange[1]}`
+              : '';
         args.push(`nat(${a.nat.type}=${a.nat.ip}${port})`);
       }
       if (a.setMark) args.push(`exec(${markLoad(a.setMark.value, a.setMark.mask)})`);

@@ -43,6 +43,8 @@ export interface NatSpec {
   ip: string;
   /** Only for dst NAT to an endpoint port. */
   port?: number;
+  /** Only for src NAT: the ports the translated source may take (inclusive). */
+  portRange?: [number, number];
 }
 
 export type Action =

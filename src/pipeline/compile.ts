@@ -242,7 +242,7 @@ function baseFlows(b: ProgramBuilder, dp: NodeDataplane): void {
         kind: 'ct',
         commit: true,
         zone: z.snat,
-        nat: { type: 'src', ip: dp.gatewayIP },
+        nat: { type: 'src', ip: dp.gatewayIP, portRange: dp.snatPortRange },
         table: T('PostSnat'),
       },
     ],

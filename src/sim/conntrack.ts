@@ -269,7 +269,7 @@ export class Conntrack {
         nat = { type: 'dst', ip, port: spec.port };
         reply = { src: ip, sport: spec.port ?? t.dport, dst: t.src, dport: t.sport };
       } else {
-        const port = spec.port ?? this.freeSourcePort(req.zone, pkt.proto, t, ip);
+        const port = spec.port ?? this.freeSourcePort(req.zone, pkt.proto, t, ip, spec.portRange);
         if (port === null) return { state: CS.trk | CS.inv, mark: 0, note: 'no free SNAT port' };
         nat = { type: 'src', ip, port: spec.port };
         reply = { src: t.dst, sport: t.dport, dst: ip, dport: port };
@@ -304,14 +304,25 @@ export class Conntrack {
     return res;
   }
 
-  /** SNAT keeps the source port when the resulting reply tuple is free, else the next free one. */
-  private freeSourcePort(zone: number, proto: number, t: Tuple, ip: number): number | null {
+  /**
+   * SNAT keeps the source port when it is in range and the resulting reply tuple is free, else
+   * the next free one in range (without a range: 1024-65535).
+   */
+  private freeSourcePort(
+    zone: number,
+    proto: number,
+    t: Tuple,
+    ip: number,
+    range?: [number, number],
+  ): number | null {
     const reply = { src: t.dst, sport: t.dport, dst: ip, dport: t.sport };
-    if (!this.index.has(tupleKey(zone, proto, reply))) return t.sport;
-    const lo = 1024;
-    const span = 65536 - lo;
-    const start = t.sport >= lo ? t.sport - lo : 0;
-    for (let i = 1; i < span; i++) {
+    const lo = range ? range[0] : 1024;
+    const hi = range ? range[1] : 65535;
+    const inRange = t.sport >= lo && t.sport <= hi;
+    if ((inRange || !range) && !this.index.has(tupleKey(zone, proto, reply))) return t.sport;
+    const span = hi - lo + 1;
+    const start = inRange ? t.sport - lo : span - 1;
+    for (let i = 1; i <= span; i++) {
       reply.dport = lo + ((start + i) % span);
       if (!this.index.has(tupleKey(zone, proto, reply))) return reply.dport;
     }

@@ -109,7 +109,7 @@ test('external → NodePort (ETP Cluster): filter, DNAT to virtual IP, SNAT to g
   );
   assert.match(
     one(find(a.compiled.flows, 'Snat', 'ct_state=+new+trk', 'reg8=0x1/0xffff'), 'snat'),
-    /nat\(src=10\.244\.1\.1\)/,
+    /nat\(src=10\.244\.1\.1:61000-65535\)/,
   );
   const lb = one(
     find(a.compiled.flows, 'ServiceLB', 'reg0=0x4/0xf', 'nw_dst=169.254.169.110', 'tp_dst=30080'),
