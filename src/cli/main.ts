@@ -5,6 +5,8 @@ import { NodeError } from '../config/resolve.js';
 import { registerCompile, UsageError } from './compile.js';
 import { registerAgent } from './agent.js';
 import { registerLab } from './lab.js';
+import { registerTrace } from './trace.js';
+import { registerVerify } from './verify.js';
 
 export async function main(argv: string[]): Promise<number> {
   const program = new Command();
@@ -16,6 +18,8 @@ export async function main(argv: string[]): Promise<number> {
   registerCompile(program);
   registerAgent(program);
   registerLab(program);
+  registerTrace(program);
+  registerVerify(program);
   try {
     await program.parseAsync(argv, { from: 'user' });
     return 0;

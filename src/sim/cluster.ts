@@ -24,6 +24,7 @@ import {
   type Station,
 } from './network.js';
 import { type Packet, ipToNum, numToIp, parseCidr } from './packet.js';
+import type { Destination } from './connection.js';
 
 // Locally administered MAC prefixes (second byte) for what the cluster file does not name.
 const LOCAL_MAC_PREFIX = 0x5b;
@@ -299,4 +300,46 @@ export class ClusterSim {
   send(from: Place, packet: Packet, opts: SendOptions = {}): Journey {
     return this.network.send(from, packet, opts);
   }
+}
+
+/**
+ * A destination: `IP:PORT[/PROTO]`, `service:NS/NAME[:PORT]` (the first ClusterIP; PORT is a
+ * port name or number, default the first port) or `nodeport:NODE/NS/NAME[:PORT]` (the node's
+ * first NodePort address).
+ */
+export function parseDestination(model: ClusterModel, spec: string): Destination {
+  const svcPort = (ref: string) => {
+    const [key, portRef] = ref.split(':');
+    const svc = model.state.services.find((s) => `${s.namespace}/${s.name}` === key);
+    if (!svc) throw new Error(`no Service ${key}`);
+    const port =
+      portRef === undefined
+        ? svc.ports[0]
+        : svc.ports.find((p) => p.name === portRef || String(p.port) === portRef);
+    if (!port) throw new Error(`Service ${key} has no port ${portRef ?? ''}`);
+    if (port.protocol === 'SCTP') throw new Error('SCTP is not simulated end to end');
+    return { svc, port };
+  };
+  if (spec.startsWith('service:')) {
+    const { svc, port } = svcPort(spec.slice(8));
+    if (svc.clusterIPs.length === 0) throw new Error(`Service ${svc.name} has no ClusterIP`);
+    return { ip: svc.clusterIPs[0], port: port.port, protocol: port.protocol as 'TCP' | 'UDP' };
+  }
+  if (spec.startsWith('nodeport:')) {
+    const rest = spec.slice(9);
+    const slash = rest.indexOf('/');
+    const node = model.nodes.find((n) => n.name === rest.slice(0, slash));
+    if (slash < 0 || !node) throw new Error(`nodeport:NODE/NS/NAME[:PORT]: no node in "${spec}"`);
+    const { svc, port } = svcPort(rest.slice(slash + 1));
+    if (port.nodePort === undefined) throw new Error(`Service ${svc.name} has no NodePort`);
+    const ip = node.dp.nodePortIPs[0];
+    if (!ip) throw new Error(`node ${node.name} answers no NodePorts`);
+    return { ip, port: port.nodePort, protocol: port.protocol as 'TCP' | 'UDP' };
+  }
+  const m = /^(\d+\.\d+\.\d+\.\d+):(\d+)(?:\/(tcp|udp))?$/i.exec(spec);
+  if (!m) throw new Error(`bad destination "${spec}": IP:PORT/PROTO, service:…, or nodeport:…`);
+  ipToNum(m[1]);
+  const port = Number(m[2]);
+  if (port < 1 || port > 65535) throw new Error(`bad port in "${spec}"`);
+  return { ip: m[1], port, protocol: (m[3] ?? 'tcp').toUpperCase() as 'TCP' | 'UDP' };
 }

@@ -6,6 +6,7 @@ import { serverName, type ClusterModel } from './cluster.js';
 import type { TraceEvent } from './interpreter.js';
 import type { Hop, Journey, Place } from './network.js';
 import type { Packet } from './packet.js';
+import type { ConnectionResult } from './connection.js';
 
 const TABLE_NAME = new Map<number, string>(TABLES.map((t) => [t.number, t.name]));
 
@@ -190,5 +191,54 @@ export function journeyJson(model: ClusterModel, j: Journey): unknown {
     arrivals: j.arrivals.map((a) => ({ at: serverName(model, a.place), packet: a.packet })),
     end: j.arrivals.length ? undefined : describeEnd(model, j),
     hops: j.hops.map(hop),
+  };
+}
+
+/** One packet's outcome in a sentence. */
+export function stepVerdict(model: ClusterModel, j: Journey): string {
+  const at = j.arrivals.map((a) => `${serverName(model, a.place)} as ${pair(a.packet)}`);
+  switch (j.verdict) {
+    case 'delivered':
+      return `delivered to ${at[0]}`;
+    case 'duplicate':
+      return `DUPLICATE: ${at.length} arrivals${at.length ? `: ${at.join('; ')}` : ''} (a bridge output twice)`;
+    case 'error':
+      return `ERROR: ${j.error}`;
+    default:
+      return `dropped: ${describeEnd(model, j)}`;
+  }
+}
+
+export function connectionText(model: ClusterModel, conn: ConnectionResult): string {
+  const lines: string[] = [];
+  const n = conn.steps.length;
+  for (const s of conn.steps) {
+    const what = s.flags ? `${s.direction} [${s.flags}]` : s.direction;
+    lines.push(
+      `packet ${s.index + 1}${n > 1 ? `/${n}` : ''}: ${what} from ${placeText(model, s.from)} ${pair(s.sent)}`,
+    );
+    lines.push(...hopLines(model, s.journey.hops));
+    lines.push(`  => ${stepVerdict(model, s.journey)}`, '');
+  }
+  if (conn.stopped) lines.push(`connection stopped: ${conn.stopped}`);
+  else if (n > 1) lines.push(`connection completed: ${n} packets`);
+  return lines.join('\n') + '\n';
+}
+
+export function connectionJson(model: ClusterModel, conn: ConnectionResult): unknown {
+  return {
+    client: serverName(model, conn.client),
+    server: conn.server && serverName(model, conn.server),
+    serverSaw: conn.serverSaw,
+    stopped: conn.stopped,
+    packets: conn.steps.map((s) => ({
+      index: s.index + 1,
+      direction: s.direction,
+      flags: s.flags || undefined,
+      from: serverName(model, s.from),
+      sent: s.sent,
+      verdict: stepVerdict(model, s.journey),
+      journey: journeyJson(model, s.journey),
+    })),
   };
 }
