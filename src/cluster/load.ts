@@ -49,26 +49,21 @@ export function loadClusterText(text: string, source = '<input>'): LoadedCluster
   return { ...result, configDocs };
 }
 
-export function loadClusterFile(path: string): LoadedCluster {
-  let text: string;
+/** A file's text, or an InputError naming the file and why it cannot be read. */
+function readText(path: string): string {
   try {
-    text = readFileSync(path, 'utf8');
+    return readFileSync(path, 'utf8');
   } catch (err) {
     throw new InputError(
       `cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`,
     );
   }
-  return loadClusterText(text, path);
+}
+
+export function loadClusterFile(path: string): LoadedCluster {
+  return loadClusterText(readText(path), path);
 }
 
 export function readObjectsFile(path: string): Obj[] {
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (err) {
-    throw new InputError(
-      `cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`,
-    );
-  }
-  return parseObjects(text, path);
+  return parseObjects(readText(path), path);
 }

@@ -15,7 +15,7 @@ import type { ClusterState } from '../model/types.js';
 import { renderProgram } from '../openflow/render.js';
 import { applyProgram } from '../ovs/ofctl.js';
 import { compileNode } from '../pipeline/compile.js';
-import { cidrContains, parseCidr, parseIPv4 } from './ipv4.js';
+import { inCidr, intToIp, requireCidr, requireIPv4 } from '../net/ipv4.js';
 import { enumeratePaths, echoPorts, hostServerName, podServerName, type LabPath } from './paths.js';
 import type { ProbeResult, ProbeSpec } from './probe.js';
 import { runProbes, spawnEchoServer } from './processes.js';
@@ -43,6 +43,8 @@ export interface ClusterLabOptions {
   externalIP?: string;
   /** default: the /24 around the first node's main IP */
   underlayCIDR?: string;
+  /** false: leave each node's OVS and host unprogrammed, for a node agent to program */
+  program?: boolean;
 }
 
 export interface ClusterLab {
@@ -55,10 +57,6 @@ export interface ClusterLab {
 }
 
 const META = 'cluster-lab.json';
-
-function intToIp(n: number): string {
-  return [24, 16, 8, 0].map((s) => (n >>> s) & 0xff).join('.');
-}
 
 /** Load the cluster, resolve every node, and derive the lab spec. No side effects. */
 export function planClusterLab(opts: ClusterLabOptions = {}): ClusterLab {
@@ -77,21 +75,22 @@ export function planClusterLab(opts: ClusterLabOptions = {}): ClusterLab {
   if (names.length === 0) throw new Error('the cluster has no nodes');
   const dps = names.map((n) => resolveNode(loaded.state, config, n));
 
-  const underlayCIDR = opts.underlayCIDR ?? `${intToIp(parseCidr(`${dps[0].mainIP}/24`).base)}/24`;
+  const underlayCIDR =
+    opts.underlayCIDR ?? `${intToIp(requireCidr(`${dps[0].mainIP}/24`).network)}/24`;
   const used = new Set(dps.flatMap((d) => d.nodeIPs));
   for (const ip of used)
-    if (!cidrContains(underlayCIDR, ip))
+    if (!inCidr(underlayCIDR, ip))
       throw new Error(`node address ${ip} is outside the lab underlay ${underlayCIDR}`);
   let externalIP = opts.externalIP;
   if (!externalIP) {
-    const { base, prefixLength } = parseCidr(underlayCIDR);
-    const size = 2 ** (32 - prefixLength);
+    const { network: base, prefix } = requireCidr(underlayCIDR);
+    const size = 2 ** (32 - prefix);
     for (let k = 100; k < size - 1 && !externalIP; k++) {
       if (!used.has(intToIp(base + k))) externalIP = intToIp(base + k);
     }
     if (!externalIP) throw new Error(`no free address for the external client in ${underlayCIDR}`);
   } else {
-    parseIPv4(externalIP);
+    requireIPv4(externalIP);
   }
 
   const nodes: LabNode[] = dps.map((dp) => {
@@ -150,6 +149,7 @@ export async function clusterLabUp(opts: ClusterLabOptions = {}, log: Log = () =
   try {
     log(`lab ${cl.prefix}: ${lab.nodes.length} nodes up (${Date.now() - t0} ms)`);
     for (const [i, node] of lab.nodes.entries()) {
+      if (opts.program === false) break;
       const dp = cl.dps[i];
       const hostCmds = await applyHostPlan(buildHostPlan(cl.state, dp), { ns: node.ns });
       const text = renderProgram(compileNode(cl.state, dp));

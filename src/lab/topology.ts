@@ -9,7 +9,9 @@ import { join } from 'node:path';
 
 import type { LocalPod, NodeDataplane } from '../config/types.js';
 import { run, runInNs } from './exec.js';
-import { cidrContains, isMac, parseCidr, prefixLength } from './ipv4.js';
+import { inCidr, isMAC, requireCidr } from '../net/ipv4.js';
+
+const prefixLength = (cidr: string) => requireCidr(cidr).prefix;
 import { OvsInstance } from './ovs-instance.js';
 import {
   killPid,
@@ -120,8 +122,8 @@ function nodeMAC(i: number, kind: 0 | 1): string {
 export function validateSpec(spec: LabSpec): void {
   validatePrefix(spec.prefix);
   const problems: string[] = [];
-  const inUnderlay = (ip: string) => cidrContains(spec.underlayCIDR, ip);
-  parseCidr(spec.underlayCIDR);
+  const inUnderlay = (ip: string) => inCidr(spec.underlayCIDR, ip);
+  requireCidr(spec.underlayCIDR);
   if (!inUnderlay(spec.external.ip)) problems.push(`external ${spec.external.ip} not in underlay`);
   const names = new Set([underlayNs(spec.prefix), externalNs(spec.prefix)]);
   const claim = (ns: string) => {
@@ -140,20 +142,18 @@ export function validateSpec(spec: LabSpec): void {
       if (ips.has(ip)) problems.push(`${ip} used twice`);
       ips.add(ip);
     }
-    parseCidr(n.podCIDR);
-    if (!cidrContains(n.podCIDR, n.gatewayIP))
-      problems.push(`${n.nodeName}: gateway not in podCIDR`);
-    if (!isMac(n.gatewayMAC)) problems.push(`${n.nodeName}: bad gateway MAC`);
-    if (n.localMAC !== undefined && !isMac(n.localMAC))
+    requireCidr(n.podCIDR);
+    if (!inCidr(n.podCIDR, n.gatewayIP)) problems.push(`${n.nodeName}: gateway not in podCIDR`);
+    if (!isMAC(n.gatewayMAC)) problems.push(`${n.nodeName}: bad gateway MAC`);
+    if (n.localMAC !== undefined && !isMAC(n.localMAC))
       problems.push(`${n.nodeName}: bad LOCAL MAC`);
     const ports = new Set([n.gatewayPort, n.uplinkPort]);
     if (ports.size !== 2) problems.push(`${n.nodeName}: gateway and uplink share an ofport`);
     n.localPods.forEach((p, i) => {
       if (p.hostNetwork) return;
       claim(podNs(spec.prefix, n.nodeName, i));
-      if (!cidrContains(n.podCIDR, p.ip))
-        problems.push(`${p.namespace}/${p.name}: IP not in podCIDR`);
-      if (!isMac(p.mac)) problems.push(`${p.namespace}/${p.name}: bad MAC`);
+      if (!inCidr(n.podCIDR, p.ip)) problems.push(`${p.namespace}/${p.name}: IP not in podCIDR`);
+      if (!isMAC(p.mac)) problems.push(`${p.namespace}/${p.name}: bad MAC`);
       if (ports.has(p.ofport) || !(p.ofport >= 1 && p.ofport < 65280)) {
         problems.push(`${p.namespace}/${p.name}: ofport ${p.ofport} taken or out of range`);
       }

@@ -67,3 +67,21 @@ export function macFromIp(prefixByte: number, ip: string): string {
   const bytes = [0x0a, prefixByte, n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255];
   return bytes.map((b) => b.toString(16).padStart(2, '0')).join(':');
 }
+
+// Throwing variants, for specs that must be valid before anything is built (the lab).
+
+export function requireIPv4(ip: string): number {
+  if (!isIPv4(ip)) throw new Error(`not an IPv4 address: ${ip}`);
+  return ipToInt(ip);
+}
+
+export function requireCidr(text: string): Cidr {
+  const c = parseCidr(text);
+  if (!c) throw new Error(`not an IPv4 CIDR: ${text}`);
+  return c;
+}
+
+/** Whether `ip` is inside the CIDR written as text (which must be valid). */
+export function inCidr(text: string, ip: string): boolean {
+  return cidrContains(requireCidr(text), ip);
+}
