@@ -1,10 +1,12 @@
 // `npm run bench [-- NAME…]`: runs the benchmarks and prints one JSON report.
 // Numbers are reported against a baseline measured in the same run (machines are noisy).
 import { runCompileBench } from './compile.js';
+import { runLabBench } from './lab.js';
 
 type Bench = () => Promise<Record<string, unknown>> | Record<string, unknown>;
 const benches: Record<string, Bench> = {
   compile: runCompileBench,
+  lab: () => runLabBench(),
 };
 
 const wanted = process.argv.slice(2).filter((a) => !a.startsWith('-'));
