@@ -1,6 +1,7 @@
 // `svcflow compile`: print one node's pipeline.
 import type { Command } from 'commander';
 import { compileNode } from '../pipeline/compile.js';
+import { unsupportedSettings } from '../pipeline/services.js';
 import { renderProgram, renderFlow, renderGroup } from '../openflow/render.js';
 import { buildHostPlan } from '../host/plan.js';
 import { formatRejection, loadInputs, nodeOf } from './context.js';
@@ -32,6 +33,7 @@ export function registerCompile(program: Command): void {
           throw new UsageError(`--round must be 0-65535, got ${opts.round}`);
         const loaded = loadInputs(opts.cluster, opts.config);
         for (const r of loaded.rejections) process.stderr.write(formatRejection(r) + '\n');
+        for (const n of unsupportedSettings(loaded.state)) process.stderr.write(`warning: ${n}\n`);
         const dp = nodeOf(loaded, opts.node);
         const compiled = compileNode(loaded.state, dp, { round });
         if (opts.format === 'ofctl') {

@@ -91,3 +91,16 @@ function sortEndpoints(eps: Endpoint[]): Endpoint[] {
   keyed.sort((x, y) => x.k - y.k);
   return keyed.map((x) => x.e);
 }
+
+/** Service settings the pipeline does not implement yet: reported, never silently ignored. */
+export function unsupportedSettings(state: ClusterState): string[] {
+  const notes: string[] = [];
+  for (const s of state.services) {
+    const id = `Service ${s.namespace}/${s.name}`;
+    if (s.affinityTimeoutSeconds !== undefined)
+      notes.push(
+        `${id}: sessionAffinity ClientIP is not implemented; connections are balanced one by one`,
+      );
+  }
+  return notes;
+}

@@ -190,3 +190,21 @@ test('CLI: --help works on every command; json format parses', () => {
   assert.equal(j.node, 'node-b');
   assert.ok(j.flows.length > 50 && j.groups.length > 0 && j.hostPlan.routes.length > 0);
 });
+
+test('CLI: a Service with ClientIP affinity compiles with a warning naming it', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'svcflow-'));
+  const file = join(dir, 'c.yaml');
+  writeFileSync(
+    file,
+    NODE +
+      '---\n' +
+      svc('sticky', '{clusterIP: 10.96.1.9, sessionAffinity: ClientIP, ports: [{port: 80}]}'),
+  );
+  const r = cli(['compile', '--cluster', file]);
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(
+    r.stderr,
+    /^warning: Service default\/sticky: sessionAffinity ClientIP is not implemented/m,
+  );
+  assert.match(r.stdout, /nw_dst=10\.96\.1\.9/);
+});
