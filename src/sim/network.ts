@@ -609,7 +609,13 @@ export class Network {
             if (this.arp) {
               if (!verdict.resolved) {
                 const iface = w.node.host.routing.iface(verdict.dev)!;
-                const spa = iface.addresses[0]?.split('/')[0] ?? '0.0.0.0';
+                // Linux (arp_announce 0) asks with the packet's own source when that address
+                // is ours on any interface (e.g. the gateway IP after the NodePort SNAT).
+                const src = p.ipSrc;
+                const spa =
+                  src && w.node.host.routing.isLocal(src)
+                    ? src
+                    : (iface.addresses[0]?.split('/')[0] ?? '0.0.0.0');
                 const mac = this.resolve(place, verdict.dev, verdict.nextHop, spa, iface.mac, ctx);
                 if (!mac) break;
                 p.ethDst = mac;

@@ -11,7 +11,7 @@ import {
 import { runConnection, type ConnectionResult } from './connection.js';
 import { describeEnd } from './describe.js';
 import type { Place } from './network.js';
-import type { Packet } from './packet.js';
+import { type Packet, arpRequest, tcpPacket } from './packet.js';
 
 export type CheckName =
   | 'reaches-endpoint'
@@ -19,7 +19,8 @@ export type CheckName =
   | 'same-server'
   | 'reply-addresses'
   | 'no-duplicate'
-  | 'must-fail';
+  | 'must-fail'
+  | 'isolation';
 
 export interface Problem {
   check: CheckName;
@@ -45,12 +46,95 @@ export interface VerifyReport {
   failed: number;
 }
 
+/**
+ * The lab's paths plus what the simulator can afford to probe on top: the host → every local
+ * pod (each pod's ARP answer is then used), and outside clients of the host's own services on
+ * every node address (kubelet, ssh: not NodePorts, so the pipeline must hand them to LOCAL).
+ */
 export function clusterPaths(model: ClusterModel): LabPath[] {
-  return enumeratePaths(
+  const paths = enumeratePaths(
     model.state,
     model.nodes.map((n) => n.dp),
     model.external.ip,
   );
+  const covered = new Set(
+    paths
+      .filter((p) => p.source.kind === 'host' && p.group.startsWith('5'))
+      .map((p) => `${(p.source as { node: string }).node}>${p.dest.ip}`),
+  );
+  for (const n of model.nodes) {
+    for (const pod of n.pods) {
+      if (covered.has(`${n.name}>${pod.ip}`)) continue;
+      paths.push({
+        name: `host ${n.name} → local pod ${pod.name}`,
+        group: '5 host↔pod',
+        source: { kind: 'host', node: n.name },
+        protocol: 'TCP',
+        dest: { ip: pod.ip, port: HOST_PROBE_PORT },
+        servers: [{ name: `${pod.namespace}/${pod.name}`, peer: n.dp.gatewayIP }],
+      });
+    }
+    for (const ip of n.dp.nodeIPs)
+      paths.push({
+        name: `external → ${n.name} ${ip}:${HOST_PROBE_PORT} (host service)`,
+        group: '9 node address',
+        source: { kind: 'external', ip: model.external.ip },
+        protocol: 'TCP',
+        dest: { ip, port: HOST_PROBE_PORT },
+        servers: [{ name: `host:${n.name}`, peer: model.external.ip }],
+      });
+  }
+  return paths;
+}
+
+/** A port nothing in the example uses as a NodePort: the kubelet's. */
+const HOST_PROBE_PORT = 10250;
+
+/** Traffic the pipeline must stop inside the bridge: nothing may come out of any bridge. */
+export interface Probe {
+  name: string;
+  from: Place;
+  packet: Packet;
+}
+
+export function isolationProbes(sim: ClusterSim): Probe[] {
+  const model = sim.model;
+  const out: Probe[] = [];
+  const station = model.external;
+  for (const n of model.nodes) {
+    const pod = n.pods[0];
+    if (!pod) continue;
+    const from: Place = { kind: 'pod', node: n.name, ip: pod.ip };
+    const peer = model.nodes.find((x) => x !== n)?.pods[0] ?? pod;
+    out.push({
+      name: `${n.name}: IGMP from pod ${pod.name} is dropped at the classifier`,
+      from,
+      packet: {
+        ethSrc: pod.mac,
+        ethDst: '01:00:5e:00:00:16',
+        ethType: 'ip',
+        ipSrc: pod.ip,
+        ipDst: '224.0.0.22',
+        ipProto: 'igmp',
+      },
+    });
+    out.push({
+      name: `${n.name}: pod ${pod.name} sending from a foreign IP is dropped (spoof guard)`,
+      from,
+      packet: tcpPacket({
+        src: `${n.dp.gatewayIP.replace(/\.\d+$/, '.250')}:40000`,
+        dst: `${peer.ip}:8080`,
+        ethSrc: pod.mac,
+        ethDst: n.dp.gatewayMAC,
+      }),
+    });
+    out.push({
+      name: `${n.name}: an outside ARP for pod ${pod.name} is not answered`,
+      from: { kind: 'station', name: station.name },
+      packet: arpRequest({ sha: station.mac, spa: station.ip, tpa: pod.ip }),
+    });
+  }
+  return out;
 }
 
 export function sourcePlace(sim: ClusterSim, s: PathSource): Place {
@@ -146,6 +230,8 @@ export interface VerifyOptions {
   /** stop at the first failing case (the mutation check only needs one) */
   failFast?: boolean;
   sim?: ClusterSim;
+  /** also send the isolation probes (default true) */
+  probes?: boolean;
 }
 
 export function verifyCluster(model: ClusterModel, opts: VerifyOptions = {}): VerifyReport {
@@ -184,5 +270,43 @@ export function verifyCluster(model: ClusterModel, opts: VerifyOptions = {}): Ve
       }
     }
   }
+  if (opts.probes !== false) runProbes(sim, report, opts.failFast);
   return report;
+}
+function runProbes(sim: ClusterSim, report: VerifyReport, failFast?: boolean): void {
+  for (const probe of isolationProbes(sim)) {
+    sim.reset();
+    const j = sim.send(probe.from, probe.packet, { trace: false });
+    const leaked = j.hops.filter((h) => h.kind === 'bridge' && h.result.outputs.length > 0);
+    const problems: Problem[] = [];
+    if (j.verdict === 'error') problems.push({ check: 'isolation', detail: j.error ?? 'error' });
+    if (leaked.length || j.arrivals.length)
+      problems.push({
+        check: 'isolation',
+        detail: `left the bridge on ${leaked.map((h) => (h as { node: string }).node).join(', ') || '-'}; arrived at ${j.arrivals.map((a) => serverName(sim.model, a.place)).join(', ') || '-'}`,
+      });
+    const r: CaseResult = {
+      path: {
+        name: probe.name,
+        group: '0 isolation',
+        source: { kind: 'external', ip: '' },
+        protocol: 'TCP',
+        dest: {
+          ip: probe.packet.ipDst ?? probe.packet.arpTpa ?? '',
+          port: probe.packet.tpDst ?? 0,
+        },
+        servers: [],
+        mustFail: 'stopped inside the bridge',
+      },
+      ok: problems.length === 0,
+      problems,
+      packets: 1,
+    };
+    report.cases.push(r);
+    if (r.ok) report.passed++;
+    else {
+      report.failed++;
+      if (failFast) return;
+    }
+  }
 }
