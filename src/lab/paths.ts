@@ -200,6 +200,41 @@ export function enumeratePaths(
       }
     }
 
+    // 3 (hairpin): a pod reaches a Service it serves itself. Answered by itself, it must see the
+    // gateway IP (SNAT); answered by another endpoint, its own IP. One TCP and one UDP Service.
+    for (const proto of ['TCP', 'UDP'] as const) {
+      const hit = plans
+        .filter((pl) => pl.port.protocol === proto && pl.service.clusterIPs.length > 0)
+        .map((pl) => ({
+          plan: pl,
+          self: dp.localPods.find((p) =>
+            (pl.service.internalTrafficPolicy === 'Local' ? pl.local : pl.cluster).some(
+              (e) => e.ip === p.ip,
+            ),
+          ),
+        }))
+        .find((x) => x.self);
+      if (!hit?.self) continue;
+      const { plan, self } = hit;
+      const eps = plan.service.internalTrafficPolicy === 'Local' ? plan.local : plan.cluster;
+      const me: PathSource = {
+        kind: 'pod',
+        node: dp.nodeName,
+        namespace: self.namespace,
+        name: self.name,
+        ip: self.ip,
+      };
+      add(
+        '3 pod→ClusterIP',
+        `${srcName(me)} → ${svcLabel(plan)} ClusterIP (hairpin)`,
+        me,
+        proto,
+        { ip: plan.service.clusterIPs[0], port: plan.port.port },
+        serversOf(eps, (p) => (p.server === podServerName(self) ? dp.gatewayIP : self.ip)),
+        '',
+      );
+    }
+
     // 5: host ↔ pod (host → remote pod is also path 5's "remote node → local pod" on the peer)
     if (local && podPort !== undefined)
       add(

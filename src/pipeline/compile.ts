@@ -10,6 +10,7 @@ import {
   Direction,
   EndpointIP,
   EndpointPort,
+  Hairpin,
   NodePortDirection,
   PacketSource,
   ServiceCtMark,
@@ -187,6 +188,15 @@ function baseFlows(b: ProgramBuilder, dp: NodeDataplane): void {
     [m.ip(), src(Source.gateway), m.nwDst(dp.hostReturnIP)],
     [a.set('ip_dst', dp.gatewayIP), a.goto(T('Conntrack'))],
   );
+  // A pod's packet to the gateway IP may be the reply of a hairpin connection (see podFlows):
+  // un-SNAT it in the SNAT zone before the service zone un-DNATs it. Anything else passes the
+  // SNAT zone unchanged.
+  b.flow(
+    'SourceDispatch',
+    205,
+    [m.ip(), src(Source.localPod), m.nwDst(dp.gatewayIP)],
+    [{ kind: 'ct', commit: false, zone: dp.ctZones.snat, nat: 'existing', table: T('Conntrack') }],
+  );
   b.flow('SourceDispatch', 190, [m.ip()], [a.goto(T('Conntrack'))]);
 
   // Uplink: our pods (and replies to the gateway IP) go through conntrack; other IPv4 may be a NodePort.
@@ -332,12 +342,59 @@ function baseFlows(b: ProgramBuilder, dp: NodeDataplane): void {
     [m.ip(), src(Source.gateway), regMatch(TargetPort, dp.gatewayPort)],
     [a.output('IN_PORT')],
   );
+  b.flow('L2ForwardingOut', 220, [m.ip(), regMatch(Hairpin, 1)], [a.output('IN_PORT')]);
   b.flow('L2ForwardingOut', 200, [m.ip()], [a.outputReg(TargetPort)]);
 }
 
 function podFlows(b: ProgramBuilder, dp: NodeDataplane): void {
+  const z = dp.ctZones;
   for (const pod of dp.localPods) {
     const key = `${pod.namespace}/${pod.name}`;
+    // Hairpin: a pod reached itself through a Service. It would drop a packet from its own
+    // address, so the request is SNATed to the gateway IP (zone snat) and leaves by IN_PORT;
+    // the reply (pod → gateway IP) is un-SNATed in SourceDispatch, recognised here as pod → pod
+    // itself, and un-DNATed in the service zone.
+    const self = [m.nwSrc(pod.ip), m.nwDst(pod.ip)];
+    b.flow(
+      'L3Forwarding',
+      215,
+      [m.ip(), m.ct('+new+trk'), m.ctMark(ServiceCtMark.value, ServiceCtMark.mask), ...self],
+      [
+        a.load(Hairpin, 1),
+        {
+          kind: 'ct',
+          commit: true,
+          zone: z.snat,
+          nat: { type: 'src', ip: dp.gatewayIP, portRange: dp.snatPortRange },
+          setMark: SERVICE_MARK,
+          table: T('L3Forwarding'),
+        },
+      ],
+      'pod',
+      key,
+    );
+    b.flow(
+      'L3Forwarding',
+      215,
+      [m.ip(), m.ct('-new+trk'), ...self],
+      [
+        a.load(Hairpin, 1),
+        { kind: 'ct', commit: false, zone: z.snat, nat: 'existing', table: T('L3Forwarding') },
+      ],
+      'pod',
+      key,
+    );
+    b.flow(
+      'Conntrack',
+      210,
+      [m.ip(), ...self],
+      [
+        a.load(Hairpin, 1),
+        { kind: 'ct', commit: false, zone: z.service, nat: 'existing', table: T('ConntrackState') },
+      ],
+      'pod',
+      key,
+    );
     b.flow(
       'Classifier',
       190,

@@ -14,6 +14,13 @@ const field = (name: string, reg: number, start: number, end: number, doc: strin
 });
 
 export const PacketSource = field('PacketSource', 0, 0, 3, 'where the packet entered the bridge');
+export const Hairpin = field(
+  'Hairpin',
+  0,
+  8,
+  8,
+  '1: a pod reached itself through a Service; the packet leaves by the port it came in',
+);
 export const TargetPort = field('TargetPort', 1, 0, 31, 'ofport chosen by L3Forwarding');
 export const EndpointIP = field('EndpointIP', 3, 0, 31, 'endpoint IPv4 chosen by a select group');
 export const EndpointPort = field(
@@ -40,6 +47,7 @@ export const NodePortDirection = field(
 
 export const REG_FIELDS: readonly RegField[] = [
   PacketSource,
+  Hairpin,
   TargetPort,
   EndpointIP,
   EndpointPort,

@@ -13,7 +13,10 @@ const one = (flows: ReturnType<typeof find>, what: string) => {
 
 test('pod → pod on the node: L3Forwarding rewrites MACs and targets the pod port', () => {
   const pod = a.dp.localPods.find((p) => p.name === 'web-a1')!;
-  const acts = one(find(a.compiled.flows, 'L3Forwarding', `nw_dst=${pod.ip}`), 'web-a1 forwarding');
+  const acts = one(
+    find(a.compiled.flows, 'L3Forwarding', `nw_dst=${pod.ip}`).filter((f) => f.priority === 200),
+    'web-a1 forwarding',
+  );
   assert.match(acts, new RegExp(`mod_dl_dst:${pod.mac}`));
   assert.match(acts, new RegExp(`load:0x${pod.ofport.toString(16)}->NXM_NX_REG1\\[\\]`));
   one(
@@ -186,4 +189,29 @@ test('UDP and multi-port Services get one LB flow per port', () => {
   one(find(a.compiled.flows, 'ServiceLB', 'udp', 'nw_dst=10.96.0.12', 'tp_dst=53'), 'udp');
   one(find(a.compiled.flows, 'ServiceLB', 'tcp', 'nw_dst=10.96.0.13', 'tp_dst=80'), 'multi http');
   one(find(a.compiled.flows, 'ServiceLB', 'udp', 'nw_dst=10.96.0.13', 'tp_dst=53'), 'multi dns');
+});
+
+test('pod → its own Service (hairpin): SNAT to the gateway IP, out by IN_PORT, reply un-SNATed first', () => {
+  const pod = a.dp.localPods.find((p) => p.name === 'web-a1')!;
+  const self = [`nw_src=${pod.ip}`, `nw_dst=${pod.ip}`];
+  assert.match(
+    one(find(a.compiled.flows, 'L3Forwarding', 'ct_state=+new+trk', ...self), 'hairpin snat'),
+    /load:0x1->NXM_NX_REG0\[8..8\],ct\(commit,table=70,zone=52200,nat\(src=10\.244\.1\.1:61000-65535\)/,
+  );
+  assert.match(
+    one(find(a.compiled.flows, 'L3Forwarding', 'ct_state=-new+trk', ...self), 'hairpin est'),
+    /ct\(table=70,zone=52200,nat\)/,
+  );
+  assert.match(
+    one(find(a.compiled.flows, 'SourceDispatch', 'reg0=0x2/0xf', 'nw_dst=10.244.1.1'), 'unsnat'),
+    /ct\(table=30,zone=52200,nat\)/,
+  );
+  assert.match(
+    one(find(a.compiled.flows, 'Conntrack', ...self), 'reply'),
+    /load:0x1->NXM_NX_REG0\[8..8\]/,
+  );
+  assert.equal(
+    one(find(a.compiled.flows, 'L2ForwardingOut', 'reg0=0x100/0x100'), 'in_port'),
+    'in_port',
+  );
 });
