@@ -20,6 +20,7 @@ import { resolveNodeLive } from './resolve.js';
 import { BoundedFrequencyRunner, type SyncReason } from './runner.js';
 import type { ClusterSource, RawObject, SourceEvent } from './source.js';
 import { ObjectStore } from './store.js';
+import { SwitchWatch } from './switch-watch.js';
 
 export interface AgentOptions {
   nodeName: string;
@@ -38,6 +39,11 @@ export interface AgentOptions {
   retry?: BackoffOptions;
   /** /healthz turns unhealthy when changes stay unsynced this long */
   healthTimeoutMs?: number;
+  /**
+   * The bridge's management socket: a standing connection there tells at once when
+   * ovs-vswitchd restarts (replay without waiting), and that it did not (no per-sync count).
+   */
+  switchSocket?: string;
 }
 
 /** A failed sync, with the stage that failed (metrics label). */
@@ -71,12 +77,35 @@ export class Agent {
   private lastSuccess?: number;
   private dirtySince?: number;
   private started = false;
+  private readonly watch?: SwitchWatch;
+  /** the switch restarted since the last sync: re-read it, replay, re-apply the host */
+  private switchRestarted = false;
+  /** the watch generation the cached switch state belongs to */
+  private syncedGeneration = -1;
   /** summary of the last sync attempt (tests, debugging) */
   last?: SyncSummary;
 
   constructor(private readonly o: AgentOptions) {
     this.clock = o.clock ?? realClock;
     this.ovs = new OvsSync(o.ofctl);
+    if (o.switchSocket)
+      this.watch = new SwitchWatch(
+        o.switchSocket,
+        {
+          onDown: () => {
+            this.ovs.invalidate(true);
+            this.o.log.warn('lost the connection to ovs-vswitchd');
+          },
+          onUp: (restart) => {
+            if (!restart) return;
+            this.ovs.invalidate(true);
+            this.switchRestarted = true;
+            this.o.log.warn('ovs-vswitchd is back: replaying');
+            this.runner.request({ now: true });
+          },
+        },
+        { clock: o.clock },
+      );
     this.runner = new BoundedFrequencyRunner(
       (r) => this.sync(r).then((s) => void (this.last = s)),
       {
@@ -104,6 +133,7 @@ export class Agent {
     if (this.started) return;
     this.started = true;
     await this.o.source.start((ev) => this.onEvent(ev));
+    this.watch?.start();
     this.runner.start();
     this.o.log.info({ node: this.o.nodeName, source: this.o.source.name }, 'agent started');
   }
@@ -113,6 +143,7 @@ export class Agent {
     if (!this.started) return;
     this.started = false;
     await this.o.source.stop();
+    this.watch?.stop();
     await this.runner.stop();
     await this.o.healthChecks?.close();
     this.o.log.info('agent stopped; flows left in place');
@@ -201,11 +232,21 @@ export class Agent {
     const program = this.desired.program();
 
     let ovs: SyncResult;
+    const restarted = this.switchRestarted;
+    this.switchRestarted = false;
+    // the standing connection vouches for the cache only if it is the one we last synced under
+    const generation = this.watch?.up ? this.watch.generation : -1;
     try {
-      ovs = await this.ovs.sync(program, { verify: reason.periodic || reason.retry || fresh });
+      ovs = await this.ovs.sync(program, {
+        verify: reason.periodic || reason.retry || fresh || restarted,
+        trusted: generation >= 0 && generation === this.syncedGeneration,
+      });
     } catch (err) {
+      this.switchRestarted ||= restarted;
+      this.syncedGeneration = -1;
       throw new SyncError('ovs', err);
     }
+    this.syncedGeneration = generation;
     const p = ovs.plan;
     const m = this.o.metrics;
     if (m) {
@@ -246,7 +287,8 @@ export class Agent {
     if (this.o.host) {
       const plan = buildHostPlan(state, dp);
       const key = JSON.stringify(plan);
-      if (key !== this.hostKey || reason.periodic) {
+      // a restarted userspace switch recreates its internal ports bare: routes on them are gone
+      if (key !== this.hostKey || reason.periodic || restarted || ovs.replayed) {
         try {
           const done = await this.o.host.apply(plan);
           hostChanges = done.length;

@@ -44,20 +44,37 @@ export class ManifestSource implements ClusterSource {
   async start(onChange: (ev: SourceEvent) => void): Promise<void> {
     this.onChange = onChange;
     await this.reload();
-    if (this.opts.watch ?? true) {
-      try {
-        this.watcher = watch(this.path, { persistent: false }, () => void this.reload());
-        this.watcher.on('error', () => this.watcher?.close());
-      } catch {
-        // polling alone still works
-      }
-    }
+    this.watch();
     this.schedulePoll();
+  }
+
+  /**
+   * Watch the path. A file replaced by rename (how editors and careful writers update it) leaves
+   * the watch on the old inode, so a rename re-arms it on whatever the path names now.
+   */
+  private watch(): void {
+    if (!(this.opts.watch ?? true) || !this.onChange) return;
+    this.watcher?.close();
+    this.watcher = undefined;
+    try {
+      const w = watch(this.path, { persistent: false }, (event) => {
+        void this.reload();
+        if (event === 'rename') this.watch();
+      });
+      w.on('error', () => {
+        w.close();
+        if (this.watcher === w) this.watcher = undefined;
+      });
+      this.watcher = w;
+    } catch {
+      // the path is missing for a moment: polling reads it and re-arms the watch
+    }
   }
 
   async stop(): Promise<void> {
     this.onChange = undefined;
     this.watcher?.close();
+    this.watcher = undefined;
     this.poll?.cancel();
     await this.reading;
   }
@@ -80,6 +97,7 @@ export class ManifestSource implements ClusterSource {
   private schedulePoll(): void {
     if (!this.onChange) return;
     this.poll = this.clock.setTimer(this.opts.pollMs ?? 5000, () => {
+      if (!this.watcher) this.watch();
       void this.reload().finally(() => this.schedulePoll());
     });
   }

@@ -52,9 +52,13 @@ export class BoundedFrequencyRunner {
     this.arm();
   }
 
-  /** Ask for a sync; it runs as soon as minInterval (and any retry backoff) allows. */
-  request(): void {
+  /**
+   * Ask for a sync; it runs as soon as minInterval (and any retry backoff) allows. `now`: the
+   * cause of earlier failures is known to be gone (the switch came back), skip the backoff.
+   */
+  request(opts: { now?: boolean } = {}): void {
     this.pending = true;
+    if (opts.now) this.retryAt = undefined;
     this.arm();
   }
 

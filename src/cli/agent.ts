@@ -11,6 +11,7 @@ import { KubeSource } from '../agent/kube.js';
 import { ManifestSource } from '../agent/manifest.js';
 import { AgentMetrics } from '../agent/metrics.js';
 import { startAgentServer } from '../agent/server.js';
+import { mgmtSocketPath } from '../agent/switch-watch.js';
 import { windowsHostBackend } from '../host/windows.js';
 import { readLocalPods } from '../ovs/ovsdb.js';
 import { ofctlRunner } from '../ovs/sync.js';
@@ -42,11 +43,13 @@ export function registerAgent(program: Command): void {
       if (s.host === 'linux') host = linuxHostBackend();
       else if (s.host === 'windows') host = windowsHostBackend();
       const vsctl = s.vsctl;
+      const ofctlTarget = s.ofctlTarget ?? s.dataplane.bridge;
       const agent = new Agent({
         nodeName: s.nodeName,
         config: s.dataplane,
         source,
-        ofctl: ofctlRunner({ switch: s.ofctlTarget ?? s.dataplane.bridge }),
+        ofctl: ofctlRunner({ switch: ofctlTarget }),
+        switchSocket: mgmtSocketPath(ofctlTarget),
         localPods:
           vsctl.length === 0
             ? undefined

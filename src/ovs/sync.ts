@@ -207,15 +207,29 @@ export class OvsSync {
     return nextRound(this.installed);
   }
 
-  /** Forget the cached view: the next sync re-reads the switch. */
-  invalidate(): void {
+  /** What we had installed before the switch was lost, to tell a replay on the re-read. */
+  private lost?: InstalledState;
+
+  /**
+   * Forget the cached view: the next sync re-reads the switch. `lost`: the switch itself went
+   * away (ovs-vswitchd restarted), so the re-read is compared with what we had installed.
+   */
+  invalidate(lost = false): void {
+    if (lost && this.installed) this.lost = this.installed;
     this.installed = undefined;
   }
 
-  async sync(desired: OpenFlowProgram, opts: { verify?: boolean } = {}): Promise<SyncResult> {
+  /**
+   * `verify`: re-read the switch first. `trusted`: the caller knows the switch is the one we
+   * installed into (a standing connection never dropped), so the flow count check is skipped.
+   */
+  async sync(
+    desired: OpenFlowProgram,
+    opts: { verify?: boolean; trusted?: boolean } = {},
+  ): Promise<SyncResult> {
     let reread = false;
     let replayed = false;
-    if (this.installed && !opts.verify) {
+    if (this.installed && !opts.verify && !opts.trusted) {
       // cheap drift check: a restarted ovs-vswitchd comes back with an empty table
       const count = await this.ofctl.flowCount();
       if (count !== this.installed.flows.size + this.installed.unparsed.filter(isFlowLine).length) {
@@ -224,10 +238,12 @@ export class OvsSync {
       }
     }
     if (!this.installed || opts.verify) {
-      const before = this.installed;
+      const before = this.installed ?? this.lost;
       this.installed = await this.readInstalled();
       reread = true;
-      if (before && before.flows.size > 0 && this.installed.flows.size === 0) replayed = true;
+      if (before && before.flows.size > 0 && this.installed.flows.size < before.flows.size)
+        replayed = true;
+      this.lost = undefined;
     }
     const plan = planBundle(desired, this.installed);
     if (bundleSize(plan) > 0) {
