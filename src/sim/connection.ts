@@ -2,7 +2,7 @@
 // request answers from there, and every packet is one journey. Used by trace and verify.
 import type { ClusterSim } from './cluster.js';
 import type { SimOptions } from './interpreter.js';
-import { placeKey, type Journey, type Place } from './network.js';
+import { placeKey, type Journey, type Place, type SendOptions } from './network.js';
 import { type Packet, replyTo, tcpPacket, udpPacket } from './packet.js';
 
 export interface Destination {
@@ -57,6 +57,7 @@ export interface ConnectionOptions {
   single?: boolean;
   chooseBucket?: SimOptions['chooseBucket'];
   trace?: boolean;
+  beforeBridge?: SendOptions['beforeBridge'];
 }
 
 const samePlace = (a: Place, b: Place) => placeKey(a) === placeKey(b);
@@ -73,7 +74,7 @@ export function runConnection(
     dst.protocol === 'TCP' ? tcpPacket({ src, dst: d, flags: 'S' }) : udpPacket({ src, dst: d });
   const res: ConnectionResult = { client, request, steps: [] };
   const seq = dst.protocol === 'TCP' ? TCP_SEQUENCE : UDP_SEQUENCE;
-  const send = { chooseBucket: opts.chooseBucket, trace: opts.trace };
+  const send = { chooseBucket: opts.chooseBucket, trace: opts.trace, beforeBridge: opts.beforeBridge };
   for (const [i, [direction, flags]] of seq.entries()) {
     if (opts.single && i > 0) break;
     let from: Place;

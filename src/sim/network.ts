@@ -352,6 +352,8 @@ export interface SendOptions {
   maxHops?: number;
   /** Record bridge traces (default true). */
   trace?: boolean;
+  /** Called before each bridge pass, while its conntrack is still as the packet finds it. */
+  beforeBridge?: (node: SimNode, inPort: number | 'LOCAL', packet: Packet) => void;
 }
 
 export interface NetworkOptions {
@@ -372,6 +374,7 @@ interface RunCtx {
   duplicate: boolean;
   chooseBucket?: SimOptions['chooseBucket'];
   trace: boolean;
+  beforeBridge?: SendOptions['beforeBridge'];
   /** inside an ARP exchange: no further resolution */
   resolving: boolean;
 }
@@ -440,6 +443,7 @@ export class Network {
       duplicate: false,
       chooseBucket: opts.chooseBucket,
       trace: opts.trace ?? true,
+      beforeBridge: opts.beforeBridge,
       resolving: false,
     };
     const queue: Work[] = [];
@@ -560,6 +564,7 @@ export class Network {
       const w = queue.shift()!;
       switch (w.kind) {
         case 'bridge': {
+          ctx.beforeBridge?.(w.node, w.inPort, w.packet);
           const result = simulate(w.node.program, w.inPort, w.packet, {
             conntrack: w.node.conntrack,
             now: ctx.now,
