@@ -74,7 +74,11 @@ export function runConnection(
     dst.protocol === 'TCP' ? tcpPacket({ src, dst: d, flags: 'S' }) : udpPacket({ src, dst: d });
   const res: ConnectionResult = { client, request, steps: [] };
   const seq = dst.protocol === 'TCP' ? TCP_SEQUENCE : UDP_SEQUENCE;
-  const send = { chooseBucket: opts.chooseBucket, trace: opts.trace, beforeBridge: opts.beforeBridge };
+  const send = {
+    chooseBucket: opts.chooseBucket,
+    trace: opts.trace,
+    beforeBridge: opts.beforeBridge,
+  };
   for (const [i, [direction, flags]] of seq.entries()) {
     if (opts.single && i > 0) break;
     let from: Place;
