@@ -2,11 +2,13 @@
 // Numbers are reported against a baseline measured in the same run (machines are noisy).
 import { runCompileBench } from './compile.js';
 import { runLabBench } from './lab.js';
+import { runSimBench } from './sim.js';
 
 type Bench = () => Promise<Record<string, unknown>> | Record<string, unknown>;
 const benches: Record<string, Bench> = {
   compile: runCompileBench,
   lab: () => runLabBench(),
+  sim: runSimBench,
 };
 
 const wanted = process.argv.slice(2).filter((a) => !a.startsWith('-'));
