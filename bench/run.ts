@@ -1,11 +1,13 @@
 // `npm run bench [-- NAME…]`: runs the benchmarks and prints one JSON report.
 // Numbers are reported against a baseline measured in the same run (machines are noisy).
+import { runAgentBench } from './agent.js';
 import { runCompileBench } from './compile.js';
 import { runLabBench } from './lab.js';
 import { runSimBench } from './sim.js';
 
 type Bench = () => Promise<Record<string, unknown>> | Record<string, unknown>;
 const benches: Record<string, Bench> = {
+  agent: runAgentBench,
   compile: runCompileBench,
   lab: () => runLabBench(),
   sim: runSimBench,
