@@ -104,6 +104,12 @@ async function dpStats(ovs: OvsInstance): Promise<Record<string, number>> {
   return out;
 }
 
+/** TCP packets a node's conntrack found out of window (they become +inv and are dropped). */
+async function seqCheckFailures(ovs: OvsInstance): Promise<number> {
+  const r = await ovs.appctl(['coverage/read-counter', 'conntrack_tcp_seq_chk_failed']);
+  return Number(r.stdout.trim()) || 0;
+}
+
 interface NodeProbe {
   name: string;
   ovs: OvsInstance;
@@ -114,8 +120,10 @@ interface NodeProbe {
 async function profile(nodes: NodeProbe[], f: () => Promise<ConnRateResult>) {
   await Promise.all(nodes.map((n) => n.ovs.appctl(['dpif-netdev/pmd-stats-clear'])));
   const before = await Promise.all(nodes.map((n) => threadCpuMs(n.pid)));
+  const seq0 = await Promise.all(nodes.map((n) => seqCheckFailures(n.ovs)));
   const result = await f();
   const after = await Promise.all(nodes.map((n) => threadCpuMs(n.pid)));
+  const seq1 = await Promise.all(nodes.map((n) => seqCheckFailures(n.ovs)));
   const stats = await Promise.all(nodes.map((n) => dpStats(n.ovs)));
   const per = (x: number) => Math.round((x / Math.max(1, result.completed)) * 100) / 100;
   const nodesOut: Record<string, unknown> = {};
@@ -127,9 +135,19 @@ async function profile(nodes: NodeProbe[], f: () => Promise<ConnRateResult>) {
     }
     const dp: Record<string, number> = {};
     for (const [k, v] of Object.entries(stats[i])) dp[k] = per(v);
-    nodesOut[n.name] = { vswitchdCpuMsPerConn: cpu, datapathPerConn: dp };
+    nodesOut[n.name] = {
+      vswitchdCpuMsPerConn: cpu,
+      datapathPerConn: dp,
+      conntrackSeqCheckFailures: seq1[i] - seq0[i],
+    };
   });
-  return { perSecond: result.perSecond, completed: result.completed, nodes: nodesOut };
+  return {
+    perSecond: result.perSecond,
+    completed: result.completed,
+    errors: result.errors,
+    errorSamples: result.errorSamples,
+    nodes: nodesOut,
+  };
 }
 
 const median = (xs: number[]) => {
@@ -177,6 +195,18 @@ export async function runLabBench(opts: LabBenchOptions = {}): Promise<Record<st
       },
     };
 
+    const state = await readState(prefix);
+    const vswitchd = (node: string) =>
+      state?.processes.find((p) => p.role === `ovs-vswitchd ${node}`)?.pid ?? 0;
+    const nodes: NodeProbe[] = [
+      { name: 'node-a', ovs: up.lab.nodes[up.dps.indexOf(dpA)].ovs, pid: vswitchd('node-a') },
+      { name: 'node-b', ovs: up.lab.nodes[up.dps.indexOf(dpB)].ovs, pid: vswitchd('node-b') },
+    ];
+    // connections that stall show up as conntrack sequence-check failures on the nodes
+    const seqChk = { nodePort: 0, direct: 0 };
+    const seqTotal = async () =>
+      (await Promise.all(nodes.map((n) => seqCheckFailures(n.ovs)))).reduce((t, x) => t + x, 0);
+
     // ABBA order: a drift in machine load over the run weighs on both paths alike
     const runs: { nodePort: ConnRateResult[]; direct: ConnRateResult[] } = {
       nodePort: [],
@@ -187,7 +217,9 @@ export async function runLabBench(opts: LabBenchOptions = {}): Promise<Record<st
         r % 2 === 0 ? (['nodePort', 'direct'] as const) : (['direct', 'nodePort'] as const);
       for (const name of order) {
         const p = paths[name];
+        const before = await seqTotal();
         const res = await runConnRate(p.ns, p.spec);
+        seqChk[name] += (await seqTotal()) - before;
         runs[name].push(res);
         log(
           `round ${r + 1} ${name}: ${res.perSecond}/s (${res.completed} in ${res.elapsedMs} ms, ` +
@@ -196,13 +228,6 @@ export async function runLabBench(opts: LabBenchOptions = {}): Promise<Record<st
       }
     }
 
-    const state = await readState(prefix);
-    const vswitchd = (node: string) =>
-      state?.processes.find((p) => p.role === `ovs-vswitchd ${node}`)?.pid ?? 0;
-    const nodes: NodeProbe[] = [
-      { name: 'node-a', ovs: up.lab.nodes[up.dps.indexOf(dpA)].ovs, pid: vswitchd('node-a') },
-      { name: 'node-b', ovs: up.lab.nodes[up.dps.indexOf(dpB)].ovs, pid: vswitchd('node-b') },
-    ];
     const profiled: Record<string, unknown> = {};
     for (const name of ['nodePort', 'direct'] as const) {
       const p = paths[name];
@@ -226,6 +251,7 @@ export async function runLabBench(opts: LabBenchOptions = {}): Promise<Record<st
       completed: runs[name].reduce((t, x) => t + x.completed, 0),
       errors: runs[name].reduce((t, x) => t + x.errors, 0),
       errorSamples: [...new Set(runs[name].flatMap((x) => x.errorSamples))],
+      conntrackSeqCheckFailures: seqChk[name],
     });
     return {
       settings: { ...base, rounds },
