@@ -53,6 +53,8 @@ const UDP_SEQUENCE: ['request' | 'reply', string][] = [
 export interface ConnectionOptions {
   /** client source port (default 40000) */
   sport?: number;
+  /** UDP request/reply exchanges on the same 5-tuple (default 1) */
+  udpRounds?: number;
   /** only the first packet */
   single?: boolean;
   chooseBucket?: SimOptions['chooseBucket'];
@@ -73,7 +75,10 @@ export function runConnection(
   const request =
     dst.protocol === 'TCP' ? tcpPacket({ src, dst: d, flags: 'S' }) : udpPacket({ src, dst: d });
   const res: ConnectionResult = { client, request, steps: [] };
-  const seq = dst.protocol === 'TCP' ? TCP_SEQUENCE : UDP_SEQUENCE;
+  const seq =
+    dst.protocol === 'TCP'
+      ? TCP_SEQUENCE
+      : Array.from({ length: opts.udpRounds ?? 1 }, () => UDP_SEQUENCE).flat();
   const send = {
     chooseBucket: opts.chooseBucket,
     trace: opts.trace,

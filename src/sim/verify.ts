@@ -1,5 +1,6 @@
 // The contract of docs/pipeline.md, checked in the simulator: every path the lab would probe
 // (src/lab/paths.ts) is run as a whole connection, once per allowed server, on a fresh cluster.
+import { planServices } from '../pipeline/services.js';
 import { enumeratePaths, type LabPath, type PathServer, type PathSource } from '../lab/paths.js';
 import {
   ClusterSim,
@@ -73,6 +74,35 @@ export function clusterPaths(model: ClusterModel): LabPath[] {
         dest: { ip: pod.ip, port: HOST_PROBE_PORT },
         servers: [{ name: `${pod.namespace}/${pod.name}`, peer: n.dp.gatewayIP }],
       });
+    }
+    // Hairpin for every pod that backs a Service (the lab list has one per protocol and node).
+    const hairpinned = new Set(
+      paths
+        .filter((p) => p.name.endsWith('(hairpin)'))
+        .map((p) => p.source.kind === 'pod' && p.source.ip),
+    );
+    for (const plan of planServices(model.state, n.dp)) {
+      const svc = plan.service;
+      if (svc.clusterIPs.length === 0 || plan.port.protocol === 'SCTP') continue;
+      const eps = svc.internalTrafficPolicy === 'Local' ? plan.local : plan.cluster;
+      for (const pod of n.pods) {
+        if (hairpinned.has(pod.ip) || !eps.some((e) => e.ip === pod.ip)) continue;
+        hairpinned.add(pod.ip);
+        paths.push({
+          name: `pod ${pod.name} → ${svc.name}:${plan.port.name || plan.port.port} ClusterIP (hairpin, itself)`,
+          group: '3 pod→ClusterIP',
+          source: {
+            kind: 'pod',
+            node: n.name,
+            namespace: pod.namespace,
+            name: pod.name,
+            ip: pod.ip,
+          },
+          protocol: plan.port.protocol,
+          dest: { ip: svc.clusterIPs[0], port: plan.port.port },
+          servers: [{ name: `${pod.namespace}/${pod.name}`, peer: n.dp.gatewayIP }],
+        });
+      }
     }
     for (const ip of n.dp.nodeIPs)
       paths.push({
@@ -249,6 +279,8 @@ export function verifyCluster(model: ClusterModel, opts: VerifyOptions = {}): Ve
         { ip: path.dest.ip, port: path.dest.port, protocol: path.protocol },
         {
           trace: false,
+          // a second exchange: established UDP requests take their own flows (hairpin)
+          udpRounds: 2,
           chooseBucket: target ? forceEndpoint(serverAddresses(model, target.name)) : undefined,
         },
       );

@@ -103,6 +103,30 @@ survive(
   'commit of non-Service connections: no flow consumes their state (nothing matches +est/+rpl or a mark for them), every packet is handled alike when uncommitted',
 );
 
+for (const [node, client, gwIp] of [
+  ['node-a', '10.244.1.20', '10.244.1.1'],
+  ['node-b', '10.244.2.20', '10.244.2.1'],
+]) {
+  const why =
+    'hairpin flows of a pod that backs no Service: it can never reach itself through one (the compiler could emit them for endpoint pods only)';
+  const self = `nw_src=${client},nw_dst=${client}`;
+  survive(
+    [node],
+    `table=30,priority=210,ip,${self} actions=load:0x1->NXM_NX_REG0[8..8],ct(table=31,zone=65500,nat)`,
+    why,
+  );
+  survive(
+    [node],
+    `table=70,priority=215,ip,ct_state=+new+trk,ct_mark=0x1/0x1,${self} actions=load:0x1->NXM_NX_REG0[8..8],ct(commit,table=70,zone=52200,nat(src=${gwIp}:10000-32767),exec(load:0x1->NXM_NX_CT_MARK[0..0]))`,
+    why,
+  );
+  survive(
+    [node],
+    `table=70,priority=215,ip,ct_state=-new+trk,${self} actions=load:0x1->NXM_NX_REG0[8..8],ct(table=70,zone=52200,nat)`,
+    why,
+  );
+}
+
 const key = (f: Flow) => `table=${f.table},${flowText(f)}`;
 const isDropMiss = (f: Flow) =>
   f.priority === 0 &&

@@ -48,11 +48,9 @@ describe('verify: the examples keep the contract', () => {
       assert.ok(r.passed > 50);
       // every path group of docs/pipeline.md is exercised, must-fail ones included
       const groups = new Set(r.cases.map((c) => c.path.group.split(' ')[0]));
-      assert.deepEqual(
-        [...groups].sort(),
-        ['1', '2', '3', '4', '5', '6', '7', '8', '9'].filter((g) => groups.has(g)),
-      );
-      assert.ok(groups.size >= 8);
+      const docGroups = ['1', '2', '3', '4', '5', '6', '7', '8', '9'].filter((g) => groups.has(g));
+      assert.ok(docGroups.length >= 8, [...groups].join());
+      assert.ok(groups.has('0'), 'isolation probes ran');
     });
   }
   it('must-fail paths are in the list and pass by not delivering', () => {
