@@ -13,7 +13,7 @@ export const DEFAULT_CONFIG: Readonly<SvcflowConfig> = Object.freeze({
   hostReturnIP: '169.254.169.111',
   virtualMAC: 'aa:bb:cc:dd:ee:ff',
   ctZones: { nodePortDnat: 52100, snat: 52200, service: 65500 },
-  snatPortRange: [61000, 65535] as [number, number],
+  snatPortRange: [10000, 32767] as [number, number],
   encapMode: 'noEncap',
   nodePortAddresses: [],
   firstPodPort: 10,

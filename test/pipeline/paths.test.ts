@@ -112,7 +112,7 @@ test('external → NodePort (ETP Cluster): filter, DNAT to virtual IP, SNAT to g
   );
   assert.match(
     one(find(a.compiled.flows, 'Snat', 'ct_state=+new+trk', 'reg8=0x1/0xffff'), 'snat'),
-    /nat\(src=10\.244\.1\.1:61000-65535\)/,
+    /nat\(src=10\.244\.1\.1:10000-32767\)/,
   );
   const lb = one(
     find(a.compiled.flows, 'ServiceLB', 'reg0=0x4/0xf', 'nw_dst=169.254.169.110', 'tp_dst=30080'),
@@ -196,7 +196,7 @@ test('pod → its own Service (hairpin): SNAT to the gateway IP, out by IN_PORT,
   const self = [`nw_src=${pod.ip}`, `nw_dst=${pod.ip}`];
   assert.match(
     one(find(a.compiled.flows, 'L3Forwarding', 'ct_state=+new+trk', ...self), 'hairpin snat'),
-    /load:0x1->NXM_NX_REG0\[8..8\],ct\(commit,table=70,zone=52200,nat\(src=10\.244\.1\.1:61000-65535\)/,
+    /load:0x1->NXM_NX_REG0\[8..8\],ct\(commit,table=70,zone=52200,nat\(src=10\.244\.1\.1:10000-32767\)/,
   );
   assert.match(
     one(find(a.compiled.flows, 'L3Forwarding', 'ct_state=-new+trk', ...self), 'hairpin est'),
