@@ -39,12 +39,8 @@ export function buildHostPlan(state: ClusterState, dp: NodeDataplane): HostPlan 
       why: 'host → ClusterIP: through the gateway, answered by the OVS ARP responder',
     });
 
-  const neighbors: HostPlan['neighbors'] = [dp.virtualIP, dp.hostReturnIP].map((ip) => ({
-    device: gw,
-    ip,
-    mac: dp.virtualMAC,
-    why: 'virtual next hop: never depend on ARP for it',
-  }));
+  // The virtual IP and hostReturnIP are answered by the OVS ARP responder, like ClusterIPs.
+  const neighbors: HostPlan['neighbors'] = [];
 
   const interfaces: HostPlan['interfaces'] = [
     {

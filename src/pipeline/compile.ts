@@ -154,11 +154,11 @@ function baseFlows(b: ProgramBuilder, dp: NodeDataplane): void {
 
   // ARP: node addresses live on LOCAL and are answered by the host through the uplink;
   // everything inside the node (gateway, pods, virtual IPs) is answered by OVS itself.
-  b.flow('ArpResponder', 210, [m.arp(), src(Source.bridge)], [a.output(dp.uplinkPort)]);
   for (const ip of dp.nodeIPs)
     b.flow('ArpResponder', 210, [m.arp(), src(Source.uplink), m.arpTpa(ip)], [a.output('LOCAL')]);
   b.flow('ArpResponder', 205, [m.arp(), src(Source.uplink), m.arpOp(2)], [a.output('LOCAL')]);
-  b.flow('ArpResponder', 200, [m.arp(), src(Source.uplink)], [a.drop()]);
+  // Above the per-pod answers (200): the wire never learns pod MACs from us.
+  b.flow('ArpResponder', 202, [m.arp(), src(Source.uplink)], [a.drop()]);
   b.flow(
     'ArpResponder',
     200,
@@ -172,7 +172,6 @@ function baseFlows(b: ProgramBuilder, dp: NodeDataplane): void {
       [m.arp(), m.arpOp(1), src(Source.gateway), m.arpTpa(ip)],
       arpReply(ip, dp.virtualMAC),
     );
-  b.flow('ArpResponder', 190, [m.arp()], [a.drop()]);
 
   // SpoofGuard: a pod may only send from its own MAC and IP (per-pod flows below).
   b.flow('SpoofGuard', 190, [src(Source.localPod)], [a.drop()]);
@@ -285,6 +284,8 @@ function baseFlows(b: ProgramBuilder, dp: NodeDataplane): void {
     [{ kind: 'ct', commit: false, zone: z.service, nat: 'existing', table: T('ConntrackState') }],
   );
   b.flow('ConntrackState', 200, [m.ip(), m.ct('+new+trk')], [a.goto(T('SvcDnat'))]);
+  // A packet conntrack cannot place (a stray segment, a reply with no request) goes nowhere.
+  b.flow('ConntrackState', 210, [m.ip(), m.ct('+inv+trk')], [a.drop()]);
 
   // L3Forwarding
   // A NodePort reply, un-DNATed back to the virtual IP: walk the NodePort zones in reverse.
@@ -477,6 +478,11 @@ function serviceFlows(
     return id;
   };
 
+  const servedServices = new Set(
+    plans
+      .filter((p) => (p.service.internalTrafficPolicy === 'Local' ? p.local : p.cluster).length > 0)
+      .map((p) => p.service),
+  );
   for (const plan of plans) {
     const { service: svc, port } = plan;
     const objKey = `${svc.namespace}/${svc.name}`;
@@ -490,6 +496,9 @@ function serviceFlows(
       return [a.group(id)];
     };
     const internal = svc.internalTrafficPolicy === 'Local' ? plan.local : plan.cluster;
+    // No endpoint behind any port: no ARP answer either, so the host's connect fails fast
+    // (EHOSTUNREACH) instead of waiting for a drop to time out.
+    const answerArp = servedServices.has(svc);
     for (const ip of svc.clusterIPs) {
       b.flow(
         'ServiceLB',
@@ -500,7 +509,7 @@ function serviceFlows(
         objKey,
       );
       // The host reaches ClusterIPs through a route to the gateway; OVS answers its ARP.
-      if (!arpAnswered.has(ip)) {
+      if (answerArp && !arpAnswered.has(ip)) {
         arpAnswered.add(ip);
         b.flow(
           'ArpResponder',
@@ -531,15 +540,24 @@ function serviceFlows(
         'service',
         objKey,
       );
-      const external = svc.externalTrafficPolicy === 'Local' ? plan.local : plan.cluster;
-      b.flow(
-        'ServiceLB',
-        210,
-        [m.ip(), proto, regMatch(PacketSource, Source.uplink), m.nwDst(dp.virtualIP), m.tpDst(np)],
-        lb(svc.externalTrafficPolicy, external),
-        'service',
-        objKey,
-      );
+      // From the uplink with externalTrafficPolicy Local: only this node's endpoints (when that
+      // differs from the host's choice below).
+      const etpLocal = svc.externalTrafficPolicy === 'Local';
+      if (etpLocal && !sameEndpoints(plan.local, plan.cluster))
+        b.flow(
+          'ServiceLB',
+          210,
+          [
+            m.ip(),
+            proto,
+            regMatch(PacketSource, Source.uplink),
+            m.nwDst(dp.virtualIP),
+            m.tpDst(np),
+          ],
+          lb('Local', plan.local),
+          'service',
+          objKey,
+        );
       // From the host itself (redirected NodeIP:port / 127.0.0.1:port): any endpoint, as kube-proxy does.
       b.flow(
         'ServiceLB',
@@ -549,7 +567,7 @@ function serviceFlows(
         'service',
         objKey,
       );
-      if (svc.externalTrafficPolicy === 'Local') {
+      if (etpLocal && plan.local.length > 0) {
         // Keep the client address: skip the SNAT commit (no ct_state match: every packet passes).
         b.flow(
           'Snat',

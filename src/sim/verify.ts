@@ -125,6 +125,8 @@ export interface Probe {
   name: string;
   from: Place;
   packet: Packet;
+  /** the node whose bridge must stop it (default: no bridge may let it out) */
+  stopAt?: string;
 }
 
 export function isolationProbes(sim: ClusterSim): Probe[] {
@@ -158,6 +160,21 @@ export function isolationProbes(sim: ClusterSim): Probe[] {
         ethDst: n.dp.gatewayMAC,
       }),
     });
+    // A segment no connection explains (a SYN-ACK nobody asked for) is conntrack-invalid. It
+    // comes from a peer host: hosts send past their own OVS without conntrack, so the drop
+    // must happen on this node.
+    const peerNode = model.nodes.find((x) => x !== n);
+    if (peerNode)
+      out.push({
+        name: `${n.name}: an unsolicited SYN-ACK from host ${peerNode.name} to pod ${pod.name} is dropped (ct invalid)`,
+        from: { kind: 'host', node: peerNode.name },
+        stopAt: n.name,
+        packet: tcpPacket({
+          src: `${peerNode.dp.mainIP}:40000`,
+          dst: `${pod.ip}:8080`,
+          flags: 'SA',
+        }),
+      });
     out.push({
       name: `${n.name}: an outside ARP for pod ${pod.name} is not answered`,
       from: { kind: 'station', name: station.name },
@@ -309,7 +326,12 @@ function runProbes(sim: ClusterSim, report: VerifyReport, failFast?: boolean): v
   for (const probe of isolationProbes(sim)) {
     sim.reset();
     const j = sim.send(probe.from, probe.packet, { trace: false });
-    const leaked = j.hops.filter((h) => h.kind === 'bridge' && h.result.outputs.length > 0);
+    const leaked = j.hops.filter(
+      (h) =>
+        h.kind === 'bridge' &&
+        h.result.outputs.length > 0 &&
+        (probe.stopAt === undefined || h.node === probe.stopAt),
+    );
     const problems: Problem[] = [];
     if (j.verdict === 'error') problems.push({ check: 'isolation', detail: j.error ?? 'error' });
     if (leaked.length || j.arrivals.length)

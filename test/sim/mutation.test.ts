@@ -25,28 +25,6 @@ const both = ['node-a', 'node-b'];
 const arpReply = (ip: string) =>
   `actions=move:NXM_OF_ETH_SRC[]->NXM_OF_ETH_DST[],mod_dl_src:aa:bb:cc:dd:ee:ff,load:0x2->NXM_OF_ARP_OP[],move:NXM_NX_ARP_SHA[]->NXM_NX_ARP_THA[],set_field:aa:bb:cc:dd:ee:ff->arp_sha,move:NXM_OF_ARP_SPA[]->NXM_OF_ARP_TPA[],set_field:${ip}->arp_spa,in_port`;
 
-const PERMANENT_NEIGHBOUR =
-  'redundant with the host plan: the host has a permanent neighbour for this address, so it never ARPs for it (kept as a fallback for hosts that lose it)';
-survive(
-  both,
-  `table=1,priority=200,arp,arp_op=1,reg0=0x1/0xf,arp_tpa=169.254.169.110 ${arpReply('169.254.169.110')}`,
-  PERMANENT_NEIGHBOUR,
-);
-survive(
-  both,
-  `table=1,priority=200,arp,arp_op=1,reg0=0x1/0xf,arp_tpa=169.254.169.111 ${arpReply('169.254.169.111')}`,
-  PERMANENT_NEIGHBOUR,
-);
-survive(
-  both,
-  `table=1,priority=200,arp,arp_op=1,reg0=0x1/0xf,arp_tpa=10.96.0.15 ${arpReply('10.96.0.15')}`,
-  'ARP for the ClusterIP of a Service without endpoints: without it the host fails at ARP instead of at the ServiceLB drop; a must-fail path fails either way',
-);
-survive(
-  both,
-  'table=1,priority=190,arp actions=drop',
-  'defensive: ARP the responder does not answer falls to SpoofGuard (pods: drop) or to SourceDispatch, which only takes IPv4 (miss: drop); same outcome',
-);
 survive(
   both,
   'table=5,priority=0 actions=LOCAL',
@@ -62,25 +40,10 @@ survive(
   'table=13,priority=200,ip,nw_dst=255.255.255.255 actions=LOCAL',
   'limited broadcast (DHCP and the like) is not modelled: stations only send to on-link unicast addresses',
 );
-for (const [np, proto, gid] of [
-  ['30053', 'udp', '194942236'],
-  ['30090', 'tcp', '72839055'],
-  ['30080', 'tcp', '185700885'],
-])
-  survive(
-    both,
-    `table=41,priority=210,${proto},reg0=0x4/0xf,nw_dst=169.254.169.110,tp_dst=${np} actions=group:${gid}`,
-    'ETP Cluster: the uplink flow names the same group as the priority-200 flow for any source, which takes over',
-  );
 survive(
-  ['node-a'],
-  'table=41,priority=210,tcp,reg0=0x4/0xf,nw_dst=169.254.169.110,tp_dst=30081 actions=group:89622115',
-  'ETP Local on node-a: every endpoint of web-local is local, so the local group is the cluster group of the priority-200 flow',
-);
-survive(
-  ['node-b'],
-  'table=11,priority=210,tcp,reg8=0x1/0xffff,nw_dst=169.254.169.110,tp_dst=30081 actions=goto_table:12',
-  'ETP Local SNAT skip on node-b, which has no local endpoint: ServiceLB drops the connection after it either way',
+  both,
+  'table=41,priority=200,tcp,nw_dst=10.96.0.15,tp_dst=80 actions=drop',
+  'defensive: an endpoint-less ClusterIP gets no ARP answer, so the simulated host (which always resolves afresh) never sends to it; a real host holding a stale neighbour entry would, and without this drop OVS would hand the packet back to the gateway, which routes it to OVS again until the TTL runs out',
 );
 survive(
   ['node-a'],
@@ -95,12 +58,7 @@ survive(
 survive(
   both,
   'table=70,priority=190,ip,nw_dst=NODE_GW.0/24 actions=drop',
-  'unknown local pod IPs: without it they go to the host, whose ARP for them on the gateway is not answered; no delivery either way (one host round trip more)',
-);
-survive(
-  both,
-  'table=105,priority=200,ip,ct_state=+new+trk actions=ct(commit,table=110,zone=65500)',
-  'commit of non-Service connections: no flow consumes their state (nothing matches +est/+rpl or a mark for them), every packet is handled alike when uncommitted',
+  'defensive: unknown local pod IPs. Without it they go to the host, whose ARP for them on the gateway is not answered (no delivery either way), but a host with a stale neighbour entry for a deleted pod would send them back into OVS and loop until the TTL runs out',
 );
 
 for (const [node, client, gwIp] of [
@@ -108,7 +66,7 @@ for (const [node, client, gwIp] of [
   ['node-b', '10.244.2.20', '10.244.2.1'],
 ]) {
   const why =
-    'hairpin flows of a pod that backs no Service: it can never reach itself through one (the compiler could emit them for endpoint pods only)';
+    'hairpin flows of a pod that backs no Service in the example: they are per pod on purpose, so pod flows stay independent of Services (the agent recompiles one Service without touching pod flows); they become needed as soon as a Service selects the pod';
   const self = `nw_src=${client},nw_dst=${client}`;
   survive(
     [node],
