@@ -22,9 +22,6 @@ const survive = (nodes: string[], flow: string, why: string) => {
 };
 const gw: Record<string, string> = { 'node-a': '10.244.1', 'node-b': '10.244.2' };
 const both = ['node-a', 'node-b'];
-const arpReply = (ip: string) =>
-  `actions=move:NXM_OF_ETH_SRC[]->NXM_OF_ETH_DST[],mod_dl_src:aa:bb:cc:dd:ee:ff,load:0x2->NXM_OF_ARP_OP[],move:NXM_NX_ARP_SHA[]->NXM_NX_ARP_THA[],set_field:aa:bb:cc:dd:ee:ff->arp_sha,move:NXM_OF_ARP_SPA[]->NXM_OF_ARP_TPA[],set_field:${ip}->arp_spa,in_port`;
-
 survive(
   both,
   'table=5,priority=0 actions=LOCAL',
