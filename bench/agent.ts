@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { pino } from 'pino';
 
 import { Agent } from '../src/agent/agent.js';
+import { DesiredProgram } from '../src/agent/desired.js';
 import {
   KINDS,
   type ClusterSource,
@@ -193,6 +194,10 @@ async function bulkInstall(ovs: OvsInstance, services: number) {
   const dp = resolveNode(valid, parseConfig([]), NODE);
   const program = compileNode(valid, dp, { round: 1 });
   const text = renderProgram(program);
+  // the agent hands its apply path a keyed view, built as Services compile (not timed here)
+  const desired = new DesiredProgram(1);
+  desired.update(valid, dp, { services: new Set(), nodes: new Set(), pods: false });
+  const view = desired.view();
   const dir = await mkdtemp(join(tmpdir(), 'svcflow-bench-'));
   try {
     const groupsFile = join(dir, 'groups.txt');
@@ -213,7 +218,7 @@ async function bulkInstall(ovs: OvsInstance, services: number) {
     const sync = new OvsSync(ofctlRunner({ ...ovs.openflowTarget(), timeoutMs: 600_000 }));
     t = process.hrtime.bigint();
     await sync.pickRound();
-    const r = await sync.sync(program);
+    const r = await sync.sync(view);
     const agentMs = ms(t);
     const agentCount = await ofctlRunner(ovs.openflowTarget()).flowCount();
     if (rawCount !== program.flows.length || agentCount !== program.flows.length)

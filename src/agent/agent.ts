@@ -5,7 +5,6 @@
 
 import type { Logger } from 'pino';
 
-import { validateObjects } from '../cluster/validate.js';
 import { NodeError } from '../config/resolve.js';
 import type { LocalPod, NodeDataplane, SvcflowConfig } from '../config/types.js';
 import { buildHostPlan } from '../host/plan.js';
@@ -21,6 +20,7 @@ import { BoundedFrequencyRunner, type SyncReason } from './runner.js';
 import type { ClusterSource, RawObject, SourceEvent } from './source.js';
 import { ObjectStore } from './store.js';
 import { SwitchWatch } from './switch-watch.js';
+import { ValidatedState } from './validated.js';
 
 export interface AgentOptions {
   nodeName: string;
@@ -78,6 +78,12 @@ export class Agent {
   private dirtySince?: number;
   private started = false;
   private readonly watch?: SwitchWatch;
+  private readonly validated: ValidatedState;
+  /** the last resolved data plane, reused while none of its inputs changed */
+  private dp?: NodeDataplane;
+  private dpStale = true;
+  private localPodsKey = '';
+  private hostStale = true;
   /** the switch restarted since the last sync: re-read it, replay, re-apply the host */
   private switchRestarted = false;
   /** the watch generation the cached switch state belongs to */
@@ -88,6 +94,7 @@ export class Agent {
   constructor(private readonly o: AgentOptions) {
     this.clock = o.clock ?? realClock;
     this.ovs = new OvsSync(o.ofctl);
+    this.validated = new ValidatedState(o.nodeName);
     if (o.switchSocket)
       this.watch = new SwitchWatch(
         o.switchSocket,
@@ -195,9 +202,12 @@ export class Agent {
 
   private async syncInner(reason: SyncReason): Promise<SyncSummary> {
     const changes = this.store.takeChanges();
-    const raw = this.store.objects();
-    const { state, rejections } = validateObjects(raw);
+    const v = this.validated.update(this.store, this.store.takeChangedKeys());
+    const { state, rejections } = v;
     this.reportRejections(rejections);
+    // sticky until a resolve succeeds: a failed sync must not lose the reason to resolve
+    this.dpStale ||= v.dataplaneInputs;
+    this.hostStale ||= v.services;
 
     let localPods: LocalPod[] | undefined;
     try {
@@ -206,14 +216,21 @@ export class Agent {
       this.restore(changes);
       throw new SyncError('ovsdb', err);
     }
+    const podsKey = localPods ? JSON.stringify(localPods) : '';
     let dp: NodeDataplane;
-    try {
-      dp = resolveNodeLive(state, this.o.config, this.o.nodeName, { localPods });
-    } catch (err) {
-      this.restore(changes);
-      if (err instanceof NodeError) throw new SyncError('resolve', err);
-      throw err;
-    }
+    if (this.dp && !this.dpStale && podsKey === this.localPodsKey) dp = this.dp;
+    else
+      try {
+        dp = resolveNodeLive(state, this.o.config, this.o.nodeName, { localPods });
+        this.dp = dp;
+        this.dpStale = false;
+        this.localPodsKey = podsKey;
+        this.hostStale = true;
+      } catch (err) {
+        this.restore(changes);
+        if (err instanceof NodeError) throw new SyncError('resolve', err);
+        throw err;
+      }
 
     let fresh = false;
     if (!this.desired) {
@@ -229,7 +246,7 @@ export class Agent {
     }
     const stats = this.desired.update(state, dp, changes);
     this.o.metrics?.recompiled.inc(stats.recompiled);
-    const program = this.desired.program();
+    const program = this.desired.view();
 
     let ovs: SyncResult;
     const restarted = this.switchRestarted;
@@ -284,11 +301,13 @@ export class Agent {
     );
 
     let hostChanges = 0;
-    if (this.o.host) {
+    const forceHost = reason.periodic || restarted || ovs.replayed;
+    // the host plan depends on Services and the data plane only: skip building it otherwise
+    if (this.o.host && (this.hostStale || forceHost || this.hostKey === '')) {
       const plan = buildHostPlan(state, dp);
       const key = JSON.stringify(plan);
       // a restarted userspace switch recreates its internal ports bare: routes on them are gone
-      if (key !== this.hostKey || reason.periodic || restarted || ovs.replayed) {
+      if (key !== this.hostKey || forceHost) {
         try {
           const done = await this.o.host.apply(plan);
           hostChanges = done.length;
@@ -299,9 +318,11 @@ export class Agent {
           throw new SyncError('host', err);
         }
       }
+      this.hostStale = false;
     }
 
-    await this.o.healthChecks?.update(healthCheckServices(state, raw, dp));
+    if (this.o.healthChecks)
+      await this.o.healthChecks.update(healthCheckServices(state, this.store.objects(), dp));
     return { recompiled: stats.recompiled, ovs, hostChanges };
   }
 

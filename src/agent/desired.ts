@@ -15,10 +15,12 @@ import {
   type ServiceUnit,
 } from '../pipeline/compile.js';
 import { planServices, type Endpoint } from '../pipeline/services.js';
+import { flowKey, type DesiredView } from '../ovs/sync.js';
 import type { Changes } from './store.js';
 
 interface EndpointEntry {
   flow: Flow;
+  key: string;
   refs: number;
 }
 
@@ -48,6 +50,21 @@ export class DesiredProgram {
   private readonly endpoints = new Map<number, EndpointEntry>();
   /** node name → Services with an endpoint on it, as of the last update */
   private nodeIndex = new Map<string, Set<string>>();
+  private slicesBySvc = new Map<string, EndpointSliceInfo[]>();
+  private svcNodes = new Map<string, Set<string>>();
+  /**
+   * The program keyed as the switch is compared (flowKey, group id), kept as units change, with
+   * the keys touched since the last view: a sync then diffs those and nothing else.
+   */
+  private readonly flowIdx = new Map<string, Flow>();
+  private readonly flowRefs = new Map<string, number>();
+  private readonly groupIdx = new Map<number, Group>();
+  private readonly unitKeys = new Map<string, string[]>();
+  private baseKeys: string[] = [];
+  private dirtyFlows = new Set<string>();
+  private dirtyGroups = new Set<number>();
+  /** the next view must be compared in full (first view, everything recompiled) */
+  private full = true;
 
   constructor(readonly round: number) {}
 
@@ -70,14 +87,21 @@ export class DesiredProgram {
         removed++;
       }
 
-    const dpKey = dpServiceKey(dp);
-    const podsKey = JSON.stringify(dp.localPods);
+    // the same data-plane object as last time: nothing in it changed
+    const dpKey = dp === this.dp ? this.dpKey : dpServiceKey(dp);
+    const podsKey = dp === this.dp ? this.podsKey : JSON.stringify(dp.localPods);
     if (dpKey !== this.dpKey) {
       // addresses, zones or ports changed: every flow may differ
       all = true;
       base = true;
       this.endpoints.clear();
       this.units.clear();
+      this.unitKeys.clear();
+      this.flowIdx.clear();
+      this.flowRefs.clear();
+      this.groupIdx.clear();
+      this.baseKeys = [];
+      this.full = true;
     } else if (podsKey !== this.podsKey) {
       base = true;
       // an endpoint's place (local or remote) depends only on the local pod IPs
@@ -89,28 +113,52 @@ export class DesiredProgram {
           if (s.endpoints.some((e) => moved.has(e.ip)))
             dirty.add(`${s.namespace}/${s.serviceName}`);
     }
-    if (base) this.base = compileBase(dp, opts);
+    if (base) {
+      this.base = compileBase(dp, opts);
+      const keys = this.base.map((f) => this.addFlow(f));
+      for (const k of this.baseKeys) this.dropFlow(k);
+      this.baseKeys = keys;
+    }
     this.dp = dp;
     this.dpKey = dpKey;
     this.podsKey = podsKey;
 
-    const slicesBySvc = new Map<string, EndpointSliceInfo[]>();
-    const nodeIndex = new Map<string, Set<string>>();
+    // Slices by Service and the node index: rebuilt when nodes or pods changed (validation of
+    // every slice may have moved), else patched for the changed Services only.
+    const rebuild = all || base || changes.nodes.size > 0 || changes.pods || !this.svcNodes.size;
+    // node changes always rebuild, so the old index is only consulted then (and not mutated)
+    const before = this.nodeIndex;
+    if (rebuild) {
+      this.slicesBySvc = new Map();
+      this.svcNodes = new Map();
+      this.nodeIndex = new Map();
+    }
+    const touched = rebuild ? undefined : changes.services;
+    if (touched)
+      for (const k of touched) {
+        this.slicesBySvc.delete(k);
+        for (const n of this.svcNodes.get(k) ?? []) this.nodeIndex.get(n)?.delete(k);
+        this.svcNodes.delete(k);
+      }
     for (const s of state.endpointSlices) {
       const k = `${s.namespace}/${s.serviceName}`;
-      const list = slicesBySvc.get(k);
+      if (touched && !touched.has(k)) continue;
+      const list = this.slicesBySvc.get(k);
       if (list) list.push(s);
-      else slicesBySvc.set(k, [s]);
+      else this.slicesBySvc.set(k, [s]);
+      const nodes = this.svcNodes.get(k) ?? new Set<string>();
+      this.svcNodes.set(k, nodes);
       for (const e of s.endpoints)
         if (e.nodeName) {
-          const set = nodeIndex.get(e.nodeName) ?? new Set<string>();
+          nodes.add(e.nodeName);
+          const set = this.nodeIndex.get(e.nodeName) ?? new Set<string>();
           set.add(k);
-          nodeIndex.set(e.nodeName, set);
+          this.nodeIndex.set(e.nodeName, set);
         }
     }
+    const slicesBySvc = this.slicesBySvc;
     for (const n of changes.nodes)
-      for (const idx of [this.nodeIndex, nodeIndex]) for (const k of idx.get(n) ?? []) dirty.add(k);
-    this.nodeIndex = nodeIndex;
+      for (const idx of [before, this.nodeIndex]) for (const k of idx.get(n) ?? []) dirty.add(k);
 
     let recompiled = 0;
     for (const [k, svc] of services) {
@@ -140,26 +188,79 @@ export class DesiredProgram {
     return { flows: sortFlows(flows), groups: groups.sort((x, y) => x.id - y.id) };
   }
 
+  /** The program as the switch sync wants it, and what changed since the previous view. */
+  view(): DesiredView {
+    const dirty = this.full ? undefined : { flows: this.dirtyFlows, groups: this.dirtyGroups };
+    this.full = false;
+    this.dirtyFlows = new Set();
+    this.dirtyGroups = new Set();
+    return { flows: this.flowIdx, groups: this.groupIdx, dirty };
+  }
+
+  private addFlow(f: Flow): string {
+    const k = flowKey(f);
+    this.flowIdx.set(k, f);
+    this.flowRefs.set(k, (this.flowRefs.get(k) ?? 0) + 1);
+    this.dirtyFlows.add(k);
+    return k;
+  }
+
+  private dropFlow(k: string): void {
+    const n = (this.flowRefs.get(k) ?? 0) - 1;
+    if (n > 0) this.flowRefs.set(k, n);
+    else {
+      this.flowRefs.delete(k);
+      this.flowIdx.delete(k);
+    }
+    this.dirtyFlows.add(k);
+  }
+
   private replaceUnit(key: string, unit: ServiceUnit | undefined): void {
     const old = this.units.get(key);
-    // take the new references before dropping the old ones: shared endpoints stay put
+    const oldKeys = this.unitKeys.get(key) ?? [];
+    // take the new references before dropping the old ones: shared endpoints and flows stay put
     if (unit) {
       for (const [k, e] of unit.endpoints) this.ref(k, e);
       this.units.set(key, unit);
-    } else this.units.delete(key);
-    if (old) for (const k of old.endpoints.keys()) this.unref(k);
+      this.unitKeys.set(
+        key,
+        unit.flows.map((f) => this.addFlow(f)),
+      );
+      for (const g of unit.groups) {
+        this.groupIdx.set(g.id, g);
+        this.dirtyGroups.add(g.id);
+      }
+    } else {
+      this.units.delete(key);
+      this.unitKeys.delete(key);
+    }
+    for (const k of oldKeys) this.dropFlow(k);
+    if (old) {
+      const kept = new Set(unit?.groups.map((g) => g.id));
+      for (const g of old.groups)
+        if (!kept.has(g.id)) {
+          this.groupIdx.delete(g.id);
+          this.dirtyGroups.add(g.id);
+        }
+      for (const k of old.endpoints.keys()) this.unref(k);
+    }
   }
 
   private ref(k: number, e: Endpoint): void {
     const entry = this.endpoints.get(k);
     if (entry) entry.refs++;
-    else
-      this.endpoints.set(k, { flow: compileEndpoint(e, this.dp!, { round: this.round }), refs: 1 });
+    else {
+      const flow = compileEndpoint(e, this.dp!, { round: this.round });
+      this.endpoints.set(k, { flow, key: this.addFlow(flow), refs: 1 });
+    }
   }
 
   private unref(k: number): void {
     const entry = this.endpoints.get(k);
     if (!entry) return;
-    if (--entry.refs <= 0) this.endpoints.delete(k);
+    if (--entry.refs <= 0) {
+      this.endpoints.delete(k);
+      this.dropFlow(entry.key);
+    }
   }
 }

@@ -44,8 +44,11 @@ function serviceOf(kind: Kind, namespace: string, name: string, o: RawObject): s
 
 export class ObjectStore {
   private readonly byKey = new Map<string, Entry>();
+  private readonly kindKeys = new Map<string, Set<string>>();
   private readonly synced = new Set<Kind>();
   private changes = emptyChanges();
+  /** store keys ("Kind/namespace/name") added, changed or removed since the last take */
+  private changedKeys = new Set<string>();
   /** objects dropped on arrival because they could not even be identified */
   unidentified = 0;
 
@@ -79,6 +82,23 @@ export class ObjectStore {
     return this.byKey.size;
   }
 
+  /** The object under a store key, if present. */
+  get(key: string): RawObject | undefined {
+    return this.byKey.get(key)?.obj;
+  }
+
+  /** Store keys of one kind. */
+  keysOf(kind: Kind): Iterable<string> {
+    return this.kindKeys.get(kind) ?? [];
+  }
+
+  /** Store keys touched since the last call (for per-object caches downstream). */
+  takeChangedKeys(): Set<string> {
+    const c = this.changedKeys;
+    this.changedKeys = new Set();
+    return c;
+  }
+
   /** Hand over the accumulated change hints and start a new set. */
   takeChanges(): Changes {
     const c = this.changes;
@@ -87,7 +107,8 @@ export class ObjectStore {
   }
 
   /** Merge hints back (a sync that failed before using them). */
-  giveBack(c: Changes): void {
+  giveBack(c: Changes, keys?: Set<string>): void {
+    for (const k of keys ?? []) this.changedKeys.add(k);
     for (const s of c.services) this.changes.services.add(s);
     for (const n of c.nodes) this.changes.nodes.add(n);
     this.changes.pods ||= c.pods;
@@ -125,6 +146,10 @@ export class ObjectStore {
     const old = this.byKey.get(key);
     if (old && old.json === json) return false;
     this.byKey.set(key, { obj, json });
+    const kind = key.slice(0, key.indexOf('/'));
+    const set = this.kindKeys.get(kind) ?? new Set<string>();
+    set.add(key);
+    this.kindKeys.set(kind, set);
     if (old) this.hint(key, old.obj);
     this.hint(key, obj);
     return true;
@@ -134,11 +159,13 @@ export class ObjectStore {
     const old = this.byKey.get(key);
     if (!old) return false;
     this.byKey.delete(key);
+    this.kindKeys.get(key.slice(0, key.indexOf('/')))?.delete(key);
     this.hint(key, old.obj);
     return true;
   }
 
   private hint(key: string, obj: RawObject): void {
+    this.changedKeys.add(key);
     const [kind, namespace, ...rest] = key.split('/');
     const name = rest.join('/');
     if (kind === 'Node') this.changes.nodes.add(name);

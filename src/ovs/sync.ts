@@ -5,6 +5,7 @@
 // them), then flows added or replaced, then stale flows deleted, then stale groups deleted
 // (OVS deletes the flows that still point at a deleted group, so those must be gone already).
 
+import { spawn } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -25,6 +26,64 @@ export interface OfctlRunner {
   /** flow_count of `dump-aggregate`: a cheap check that the table still holds what we put there */
   flowCount(): Promise<number>;
   bundle(text: string): Promise<void>;
+  /**
+   * The same bundle, rendered while ovs-ofctl already parses it (stdin): for a big install the
+   * rendering then hides behind ovs-ofctl's own work instead of adding to it.
+   */
+  bundleLines?(lines: Iterable<string>): Promise<void>;
+}
+
+/** Run `argv` with `lines` streamed to its stdin (backpressure respected); rejects on failure. */
+function runStreaming(
+  argv: string[],
+  lines: Iterable<string>,
+  opts: { env?: Record<string, string>; timeoutMs: number },
+): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(argv[0], argv.slice(1), {
+      env: opts.env ? { ...process.env, ...opts.env } : process.env,
+      stdio: ['pipe', 'ignore', 'pipe'],
+    });
+    let stderr = '';
+    let failed = false;
+    const timer = setTimeout(() => {
+      failed = true;
+      child.kill('SIGKILL');
+      reject(new Error(`${argv.join(' ')}: timed out after ${opts.timeoutMs} ms`));
+    }, opts.timeoutMs);
+    child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
+    child.on('error', (e) => {
+      clearTimeout(timer);
+      failed = true;
+      reject(e);
+    });
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      if (failed) return;
+      if (code === 0) resolve();
+      else reject(new Error(`${argv.join(' ')}: exit code ${code}\n${stderr.trim()}`));
+    });
+    child.stdin.on('error', () => {});
+    const it = lines[Symbol.iterator]();
+    const pump = () => {
+      for (;;) {
+        let chunk = '';
+        for (let n = 0; n < 512; n++) {
+          const r = it.next();
+          if (r.done) {
+            child.stdin.end(chunk);
+            return;
+          }
+          chunk += r.value + '\n';
+        }
+        if (!child.stdin.write(chunk)) {
+          child.stdin.once('drain', pump);
+          return;
+        }
+      }
+    };
+    pump();
+  });
 }
 
 export function ofctlRunner(t: OfctlTarget): OfctlRunner {
@@ -54,6 +113,15 @@ export function ofctlRunner(t: OfctlTarget): OfctlRunner {
         await rm(dir, { recursive: true, force: true });
       }
     },
+    bundleLines: (lines) =>
+      runStreaming(
+        [...(t.command ?? ['ovs-ofctl']), '-O', PROTOCOL, 'bundle', t.switch, '-'],
+        lines,
+        {
+          env: t.env,
+          timeoutMs: t.timeoutMs ?? 60_000,
+        },
+      ),
   };
 }
 
@@ -110,6 +178,26 @@ export function parseInstalled(flowsText: string, groupsText: string): Installed
   return st;
 }
 
+/**
+ * The desired program keyed the way the switch is compared: flows by flowKey, groups by id. A
+ * keeper of the program that knows what it changed since the last view passes `dirty`, and a
+ * sync against a trusted cache then looks at those keys only.
+ */
+export interface DesiredView {
+  flows: ReadonlyMap<string, Flow>;
+  groups: ReadonlyMap<number, Group>;
+  dirty?: { flows: ReadonlySet<string>; groups: ReadonlySet<number> };
+}
+
+export function viewOf(p: OpenFlowProgram): DesiredView {
+  return {
+    flows: new Map(p.flows.map((f) => [flowKey(f), f])),
+    groups: new Map(p.groups.map((g) => [g.id, g])),
+  };
+}
+
+const isView = (d: OpenFlowProgram | DesiredView): d is DesiredView => !Array.isArray(d.flows);
+
 export interface BundlePlan {
   groupAdds: Group[];
   groupMods: Group[];
@@ -119,29 +207,49 @@ export interface BundlePlan {
   groupDeletes: number[];
 }
 
-export function planBundle(desired: OpenFlowProgram, installed: InstalledState): BundlePlan {
-  const plan: BundlePlan = {
-    groupAdds: [],
-    groupMods: [],
-    flowAdds: [],
-    flowDeletes: [],
-    groupDeletes: [],
-  };
-  const wantGroups = new Map(desired.groups.map((g) => [g.id, g]));
-  for (const g of desired.groups) {
-    const have = installed.groups.get(g.id);
-    if (!have) plan.groupAdds.push(g);
-    else if (renderGroup(have) !== renderGroup(g)) plan.groupMods.push(g);
-  }
-  const wantFlows = new Set<string>();
-  for (const f of desired.flows) {
-    const k = flowKey(f);
-    wantFlows.add(k);
-    const have = installed.flows.get(k);
-    if (!have || flowValue(have) !== flowValue(f)) plan.flowAdds.push(f);
-  }
-  for (const [k, f] of installed.flows) if (!wantFlows.has(k)) plan.flowDeletes.push(f);
-  for (const id of installed.groups.keys()) if (!wantGroups.has(id)) plan.groupDeletes.push(id);
+const emptyPlan = (): BundlePlan => ({
+  groupAdds: [],
+  groupMods: [],
+  flowAdds: [],
+  flowDeletes: [],
+  groupDeletes: [],
+});
+
+function planFlow(plan: BundlePlan, want: Flow | undefined, have: Flow | undefined): void {
+  if (want && (!have || flowValue(have) !== flowValue(want))) plan.flowAdds.push(want);
+  else if (!want && have) plan.flowDeletes.push(have);
+}
+
+function planGroup(plan: BundlePlan, id: number, want?: Group, have?: Group): void {
+  if (want && !have) plan.groupAdds.push(want);
+  else if (want && have && renderGroup(have) !== renderGroup(want)) plan.groupMods.push(want);
+  else if (!want && have) plan.groupDeletes.push(id);
+}
+
+/** Everything: every wanted key and every installed key. */
+export function planBundle(
+  desired: OpenFlowProgram | DesiredView,
+  installed: InstalledState,
+): BundlePlan {
+  const want = isView(desired) ? desired : viewOf(desired);
+  const plan = emptyPlan();
+  for (const [id, g] of want.groups) planGroup(plan, id, g, installed.groups.get(id));
+  for (const [k, f] of want.flows) planFlow(plan, f, installed.flows.get(k));
+  for (const [k, f] of installed.flows) if (!want.flows.has(k)) plan.flowDeletes.push(f);
+  for (const id of installed.groups.keys()) if (!want.groups.has(id)) plan.groupDeletes.push(id);
+  return plan;
+}
+
+/** Only the keys the desired side says it changed; the rest is known to be in place. */
+export function planDelta(
+  desired: DesiredView,
+  dirty: NonNullable<DesiredView['dirty']>,
+  installed: InstalledState,
+): BundlePlan {
+  const plan = emptyPlan();
+  for (const id of dirty.groups)
+    planGroup(plan, id, desired.groups.get(id), installed.groups.get(id));
+  for (const k of dirty.flows) planFlow(plan, desired.flows.get(k), installed.flows.get(k));
   return plan;
 }
 
@@ -155,21 +263,26 @@ export function bundleSize(p: BundlePlan): number {
   );
 }
 
-/** The bundle file, in the order the header comment explains. */
-export function bundleText(p: BundlePlan): string {
-  const out: string[] = [];
-  for (const g of p.groupAdds) out.push(`group add ${renderGroup(g)}`);
-  for (const g of p.groupMods) out.push(`group modify ${renderGroup(g)}`);
-  for (const f of p.flowAdds) out.push(`flow add ${renderFlow(f)}`);
+/** The bundle's lines, in the order the header comment explains. */
+export function* bundleLines(p: BundlePlan): Generator<string> {
+  for (const g of p.groupAdds) yield `group add ${renderGroup(g)}`;
+  for (const g of p.groupMods) yield `group modify ${renderGroup(g)}`;
+  for (const f of p.flowAdds) yield `flow add ${renderFlow(f)}`;
   for (const f of p.flowDeletes) {
     const match = renderMatch(f.match);
-    out.push(
-      `flow delete_strict table=${f.table},priority=${f.priority}${match ? ',' + match : ''}`,
-    );
+    yield `flow delete_strict table=${f.table},priority=${f.priority}${match ? ',' + match : ''}`;
   }
-  for (const id of p.groupDeletes) out.push(`group delete group_id=${id}`);
+  for (const id of p.groupDeletes) yield `group delete group_id=${id}`;
+}
+
+/** The bundle file. */
+export function bundleText(p: BundlePlan): string {
+  const out = [...bundleLines(p)];
   return out.length ? out.join('\n') + '\n' : '';
 }
+
+/** Above this many changes the bundle is streamed to ovs-ofctl as it is rendered. */
+const STREAM_AT = 2000;
 
 /** The next cookie round after the ones found installed (16 bits, never 0). */
 export function nextRound(installed: InstalledState): number {
@@ -224,8 +337,22 @@ export class OvsSync {
    * installed into (a standing connection never dropped), so the flow count check is skipped.
    */
   async sync(
-    desired: OpenFlowProgram,
+    program: OpenFlowProgram | DesiredView,
     opts: { verify?: boolean; trusted?: boolean } = {},
+  ): Promise<SyncResult> {
+    const desired = isView(program) ? program : viewOf(program);
+    try {
+      return await this.syncInner(desired, opts);
+    } catch (err) {
+      // the changes handed to us are lost with this attempt: the next one compares everything
+      this.installed = undefined;
+      throw err;
+    }
+  }
+
+  private async syncInner(
+    desired: DesiredView,
+    opts: { verify?: boolean; trusted?: boolean },
   ): Promise<SyncResult> {
     let reread = false;
     let replayed = false;
@@ -245,22 +372,42 @@ export class OvsSync {
         replayed = true;
       this.lost = undefined;
     }
-    const plan = planBundle(desired, this.installed);
+    // a cache we did not just re-read is exactly what we last installed: diff the changes only
+    const plan =
+      !reread && desired.dirty
+        ? planDelta(desired, desired.dirty, this.installed)
+        : planBundle(desired, this.installed);
     if (bundleSize(plan) > 0) {
       try {
-        await this.ofctl.bundle(bundleText(plan));
+        if (this.ofctl.bundleLines && bundleSize(plan) >= STREAM_AT)
+          await this.ofctl.bundleLines(bundleLines(plan));
+        else await this.ofctl.bundle(bundleText(plan));
       } catch (err) {
         // the bundle is atomic, so the switch kept its old state; read it again next time
         this.installed = undefined;
         throw err;
       }
     }
-    const next = emptyInstalled();
-    for (const f of desired.flows) next.flows.set(flowKey(f), f);
-    for (const g of desired.groups) next.groups.set(g.id, g);
-    next.unparsed = this.installed.unparsed;
-    this.installed = next;
-    return { plan, reread, replayed, flows: desired.flows.length, groups: desired.groups.length };
+    if (!reread && desired.dirty) {
+      const inst = this.installed;
+      for (const k of desired.dirty.flows) {
+        const f = desired.flows.get(k);
+        if (f) inst.flows.set(k, f);
+        else inst.flows.delete(k);
+      }
+      for (const id of desired.dirty.groups) {
+        const g = desired.groups.get(id);
+        if (g) inst.groups.set(id, g);
+        else inst.groups.delete(id);
+      }
+    } else {
+      this.installed = {
+        flows: new Map(desired.flows),
+        groups: new Map(desired.groups),
+        unparsed: this.installed.unparsed,
+      };
+    }
+    return { plan, reread, replayed, flows: desired.flows.size, groups: desired.groups.size };
   }
 }
 
