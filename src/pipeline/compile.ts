@@ -71,16 +71,27 @@ class ProgramBuilder {
   ) {}
 
   private readonly cookies = new Map<string, bigint>();
+  // Flows of one object are generated together: remember the last cookie.
+  private lastCategory?: CategoryName;
+  private lastKey?: string;
+  private lastCookie = 0n;
 
   cookie(category: CategoryName, key: string): bigint {
+    if (category === this.lastCategory && key === this.lastKey) return this.lastCookie;
+    let c: bigint | undefined;
     // Endpoint keys are unique per flow: caching them would only cost memory.
-    if (category === 'endpoint') return makeCookie(this.round, category, objectId(key));
-    const k = category + '|' + key;
-    let c = this.cookies.get(k);
-    if (c === undefined) {
-      c = makeCookie(this.round, category, category === 'base' ? 0n : objectId(key));
-      this.cookies.set(k, c);
+    if (category === 'endpoint') c = makeCookie(this.round, category, objectId(key));
+    else {
+      const k = category + '|' + key;
+      c = this.cookies.get(k);
+      if (c === undefined) {
+        c = makeCookie(this.round, category, category === 'base' ? 0n : objectId(key));
+        this.cookies.set(k, c);
+      }
     }
+    this.lastCategory = category;
+    this.lastKey = key;
+    this.lastCookie = c;
     return c;
   }
 

@@ -87,6 +87,15 @@ export function planServices(state: ClusterState, dp: NodeDataplane): ServicePor
 /** By IP (numerically), then port; the key is computed once per endpoint, not per comparison. */
 function sortEndpoints(eps: Endpoint[]): Endpoint[] {
   if (eps.length < 2) return eps;
+  // Slices usually list endpoints in order already: check before sorting.
+  let sorted = true;
+  let prev = ipToInt(eps[0].ip) * 65536 + eps[0].port;
+  for (let i = 1; i < eps.length && sorted; i++) {
+    const k = ipToInt(eps[i].ip) * 65536 + eps[i].port;
+    sorted = k >= prev;
+    prev = k;
+  }
+  if (sorted) return eps;
   const keyed = eps.map((e) => ({ e, k: ipToInt(e.ip) * 65536 + e.port }));
   keyed.sort((x, y) => x.k - y.k);
   return keyed.map((x) => x.e);
