@@ -244,7 +244,7 @@ export class Agent {
       fresh = true;
       this.o.log.info({ round: this.desired.round }, 'new cookie round');
     }
-    const stats = this.desired.update(state, dp, changes);
+    const stats = this.desired.update(state, dp, changes, (k) => this.validated.slicesOf(k));
     this.o.metrics?.recompiled.inc(stats.recompiled);
     const program = this.desired.view();
 

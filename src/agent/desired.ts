@@ -3,7 +3,7 @@
 // its EndpointSlices, a Node its endpoints live on, or the set of local pod IPs changes; the
 // EndpointDnat flow of an endpoint is shared by every Service that uses it (refcounted).
 
-import type { NodeDataplane } from '../config/types.js';
+import type { LocalPod, NodeDataplane } from '../config/types.js';
 import type { ClusterState, EndpointSliceInfo, ServiceInfo } from '../model/types.js';
 import type { Flow, Group, OpenFlowProgram } from '../openflow/types.js';
 import {
@@ -45,8 +45,13 @@ export class DesiredProgram {
   private dp?: NodeDataplane;
   private dpKey = '';
   private podsKey = '';
+  /** local pods by IP: a Service's plan needs only the pods behind its own endpoints */
+  private podsByIp = new Map<string, LocalPod>();
   private base: Flow[] = [];
   private readonly units = new Map<string, ServiceUnit>();
+  /** Services by key, rebuilt only when validation hands over a different list */
+  private services = new Map<string, ServiceInfo>();
+  private serviceList?: ServiceInfo[];
   private readonly endpoints = new Map<number, EndpointEntry>();
   /** node name → Services with an endpoint on it, as of the last update */
   private nodeIndex = new Map<string, Set<string>>();
@@ -72,20 +77,35 @@ export class DesiredProgram {
     return this.units.size;
   }
 
-  update(state: ClusterState, dp: NodeDataplane, changes: Changes): UpdateStats {
+  /**
+   * Bring the program to `state`. `slicesOf` (kept by the caller as slices change) gives one
+   * Service's slices without a pass over every slice; without it they are gathered from `state`.
+   */
+  update(
+    state: ClusterState,
+    dp: NodeDataplane,
+    changes: Changes,
+    slicesOf?: (svc: string) => EndpointSliceInfo[],
+  ): UpdateStats {
     const opts = { round: this.round };
     const dirty = new Set(changes.services);
     let all = false;
     let base = false;
 
-    const services = new Map<string, ServiceInfo>(state.services.map((s) => [svcKey(s), s]));
+    // the same Service list as last time (validation reuses it): nothing added or removed
     let removed = 0;
-    for (const k of [...this.units.keys()])
-      if (!services.has(k)) {
-        this.replaceUnit(k, undefined);
-        this.alloc.releasePrefix(`${k}|`);
-        removed++;
-      }
+    const servicesChanged = state.services !== this.serviceList;
+    if (servicesChanged) {
+      this.serviceList = state.services;
+      this.services = new Map(state.services.map((s) => [svcKey(s), s]));
+      for (const k of [...this.units.keys()])
+        if (!this.services.has(k)) {
+          this.replaceUnit(k, undefined);
+          this.alloc.releasePrefix(`${k}|`);
+          removed++;
+        }
+    }
+    const services = this.services;
 
     // the same data-plane object as last time: nothing in it changed
     const dpKey = dp === this.dp ? this.dpKey : dpServiceKey(dp);
@@ -119,6 +139,7 @@ export class DesiredProgram {
       for (const k of this.baseKeys) this.dropFlow(k);
       this.baseKeys = keys;
     }
+    if (dp !== this.dp) this.podsByIp = new Map(dp.localPods.map((p) => [p.ip, p]));
     this.dp = dp;
     this.dpKey = dpKey;
     this.podsKey = podsKey;
@@ -133,16 +154,7 @@ export class DesiredProgram {
       this.svcNodes = new Map();
       this.nodeIndex = new Map();
     }
-    const touched = rebuild ? undefined : changes.services;
-    if (touched)
-      for (const k of touched) {
-        this.slicesBySvc.delete(k);
-        for (const n of this.svcNodes.get(k) ?? []) this.nodeIndex.get(n)?.delete(k);
-        this.svcNodes.delete(k);
-      }
-    for (const s of state.endpointSlices) {
-      const k = `${s.namespace}/${s.serviceName}`;
-      if (touched && !touched.has(k)) continue;
+    const index = (k: string, s: EndpointSliceInfo) => {
       const list = this.slicesBySvc.get(k);
       if (list) list.push(s);
       else this.slicesBySvc.set(k, [s]);
@@ -155,25 +167,60 @@ export class DesiredProgram {
           set.add(k);
           this.nodeIndex.set(e.nodeName, set);
         }
-    }
+    };
+    if (rebuild || !slicesOf) {
+      const touched = rebuild ? undefined : changes.services;
+      if (touched) for (const k of touched) this.unindex(k);
+      for (const s of state.endpointSlices) {
+        const k = `${s.namespace}/${s.serviceName}`;
+        if (touched && !touched.has(k)) continue;
+        index(k, s);
+      }
+    } else
+      for (const k of changes.services) {
+        this.unindex(k);
+        for (const s of slicesOf(k)) index(k, s);
+      }
     const slicesBySvc = this.slicesBySvc;
     for (const n of changes.nodes)
       for (const idx of [before, this.nodeIndex]) for (const k of idx.get(n) ?? []) dirty.add(k);
 
     let recompiled = 0;
-    for (const [k, svc] of services) {
-      if (!all && !dirty.has(k) && this.units.has(k)) continue;
-      const sub: ClusterState = {
-        nodes: [],
-        pods: [],
-        services: [svc],
-        endpointSlices: slicesBySvc.get(k) ?? [],
-      };
-      const unit = compileService(planServices(sub, dp), dp, this.alloc, opts);
+    // every Service when everything changed; else the touched ones, and any new one without a unit
+    const todo: Iterable<string> = all ? services.keys() : dirty;
+    const compile = (k: string) => {
+      const svc = services.get(k);
+      if (!svc) return;
+      const slices = slicesBySvc.get(k) ?? [];
+      const sub: ClusterState = { nodes: [], pods: [], services: [svc], endpointSlices: slices };
+      const unit = compileService(planServices(sub, this.planDp(slices)), dp, this.alloc, opts);
       this.replaceUnit(k, unit);
       recompiled++;
-    }
+    };
+    for (const k of todo) compile(k);
+    if (!all && servicesChanged)
+      for (const k of services.keys()) if (!this.units.has(k) && !dirty.has(k)) compile(k);
     return { recompiled, removed, base };
+  }
+
+  private unindex(k: string): void {
+    this.slicesBySvc.delete(k);
+    for (const n of this.svcNodes.get(k) ?? []) this.nodeIndex.get(n)?.delete(k);
+    this.svcNodes.delete(k);
+  }
+
+  /**
+   * The data plane as planServices sees it for one Service: only the local pods behind its
+   * endpoints (planServices indexes every local pod it is given, once per call).
+   */
+  private planDp(slices: EndpointSliceInfo[]): NodeDataplane {
+    const pods: LocalPod[] = [];
+    for (const s of slices)
+      for (const e of s.endpoints) {
+        const p = this.podsByIp.get(e.ip);
+        if (p) pods.push(p);
+      }
+    return { ...this.dp!, localPods: pods };
   }
 
   /** The whole program, in compileNode's order. */

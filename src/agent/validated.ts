@@ -43,6 +43,15 @@ export class ValidatedState {
     rejections: [],
   };
   private first = true;
+  /** slices by "namespace/service", kept as slices change (a Service's slices without a scan) */
+  private readonly bySvc = new Map<string, Map<string, EndpointSliceInfo>>();
+  /** assembled lists, rebuilt only when their kind changed (and only when read) */
+  private lists: { nodes?: NodeInfo[]; pods?: PodInfo[]; slices?: EndpointSliceInfo[] } = {};
+  private rejections?: Rejection[];
+  private nodeRejections?: Rejection[];
+  private podRejections?: Rejection[];
+  /** slices with rejections: listing them must not scan every slice */
+  private readonly sliceRejections = new Map<string, Rejection[]>();
 
   constructor(private readonly nodeName: string) {}
 
@@ -76,13 +85,13 @@ export class ValidatedState {
     const nodeRaw = [...store.keysOf('Node')].map((k) => store.get(k)!);
     let localEndpoints = false;
     if (nodes) {
-      this.slices.clear();
+      for (const k of [...this.slices.keys()]) this.dropSlice(k);
       const raws = [...store.keysOf('EndpointSlice')].map((k) => store.get(k)!);
       this.fillSlices(validateObjects([...nodeRaw, ...raws]));
     } else {
       for (const k of sliceKeys) {
         const before = this.localSignature(this.slices.get(k)?.info);
-        this.slices.delete(k);
+        this.dropSlice(k);
         const obj = store.get(k);
         if (obj) this.fillSlices(validateObjects([...nodeRaw, obj]), k);
         if (before !== this.localSignature(this.slices.get(k)?.info)) localEndpoints = true;
@@ -93,30 +102,73 @@ export class ValidatedState {
       this.services = { list: r.state.services, rejections: r.rejections };
     }
 
+    // an endpoint change must not cost a pass over every object: lists are built when read
+    const slicesChanged = nodes || sliceKeys.length > 0;
+    if (nodes) this.lists.nodes = this.nodeRejections = undefined;
+    if (pods) this.lists.pods = this.podRejections = undefined;
+    if (slicesChanged) this.lists.slices = undefined;
+    if (nodes || pods || services || slicesChanged) this.rejections = undefined;
+    const lists = this.lists;
+    const caches = { nodes: this.nodes, pods: this.pods, slices: this.slices };
     const state: ClusterState = {
-      nodes: infos(this.nodes),
-      pods: infos(this.pods),
+      get nodes() {
+        return (lists.nodes ??= infos(caches.nodes));
+      },
+      get pods() {
+        return (lists.pods ??= infos(caches.pods));
+      },
       services: this.services.list,
-      endpointSlices: infos(this.slices),
+      get endpointSlices() {
+        return (lists.slices ??= infos(caches.slices));
+      },
     };
-    const rejections = [
-      ...rejectionsOf(this.nodes),
-      ...rejectionsOf(this.pods),
+    this.rejections ??= [
+      ...(this.nodeRejections ??= rejectionsOf(this.nodes)),
+      ...(this.podRejections ??= rejectionsOf(this.pods)),
       ...this.services.rejections,
-      ...rejectionsOf(this.slices),
+      ...[...this.sliceRejections.values()].flat(),
     ];
-    return { state, rejections, dataplaneInputs: nodes || pods || localEndpoints, services };
+    return {
+      state,
+      rejections: this.rejections,
+      dataplaneInputs: nodes || pods || localEndpoints,
+      services,
+    };
+  }
+
+  /** One Service's valid slices ("namespace/name"). */
+  slicesOf(svc: string): EndpointSliceInfo[] {
+    const m = this.bySvc.get(svc);
+    return m ? [...m.values()] : [];
+  }
+
+  private dropSlice(k: string): void {
+    const info = this.slices.get(k)?.info;
+    this.slices.delete(k);
+    this.sliceRejections.delete(k);
+    if (!info) return;
+    const svc = `${info.namespace}/${info.serviceName}`;
+    const m = this.bySvc.get(svc);
+    m?.delete(k);
+    if (m?.size === 0) this.bySvc.delete(svc);
   }
 
   /** Slice results by store key; `only` marks the key a single-slice run belongs to. */
   private fillSlices(r: { state: ClusterState; rejections: Rejection[] }, only?: string): void {
-    for (const s of r.state.endpointSlices)
-      this.slices.set(sliceKey(s.namespace, s.name), { info: s, rejections: [] });
+    for (const s of r.state.endpointSlices) {
+      const k = sliceKey(s.namespace, s.name);
+      this.slices.set(k, { info: s, rejections: [] });
+      const svc = `${s.namespace}/${s.serviceName}`;
+      const m = this.bySvc.get(svc) ?? new Map<string, EndpointSliceInfo>();
+      m.set(k, s);
+      this.bySvc.set(svc, m);
+    }
     for (const x of r.rejections) {
       if (x.kind !== 'EndpointSlice') continue;
       const k = only ?? sliceKey(x.namespace, x.name);
       const c = this.slices.get(k) ?? { rejections: [] };
       c.rejections.push(x);
+      this.sliceRejections.set(k, c.rejections);
       this.slices.set(k, c);
     }
   }
