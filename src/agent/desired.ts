@@ -15,7 +15,7 @@ import {
   type ServiceUnit,
 } from '../pipeline/compile.js';
 import { planServices, type Endpoint } from '../pipeline/services.js';
-import { flowKey, type DesiredView } from '../ovs/sync.js';
+import { flowKey, flowText, type DesiredView } from '../ovs/sync.js';
 import type { Changes } from './store.js';
 
 interface EndpointEntry {
@@ -246,6 +246,8 @@ export class DesiredProgram {
 
   private addFlow(f: Flow): string {
     const k = flowKey(f);
+    // rendered while the flow is fresh in cache: bundles later only join the text
+    flowText(f);
     this.flowIdx.set(k, f);
     this.flowRefs.set(k, (this.flowRefs.get(k) ?? 0) + 1);
     this.dirtyFlows.add(k);
