@@ -740,20 +740,32 @@ const MATCH_ORDER: MatchField['kind'][] = [
   'ct_state',
   'ct_mark',
 ];
+const MATCH_RANK = new Map(MATCH_ORDER.map((k, i) => [k, i * 100]));
 
 /**
  * A match in a fixed order with implied fields removed (ip_proto implies IPv4), so that a
  * compiled flow and its dump-flows text compare equal whatever order ovs-ofctl printed.
  */
 export function canonicalMatch(match: MatchField[]): MatchField[] {
-  const hasProto = match.some((m) => m.kind === 'ip_proto');
-  const rank = (m: MatchField): number =>
-    MATCH_ORDER.indexOf(m.kind) * 100 + (m.kind === 'reg' ? m.reg : 0);
-  return match
-    .filter((m) => !(hasProto && m.kind === 'eth_type' && m.value === 'ip'))
-    .map((m) => (m.kind === 'reg' || m.kind === 'ct_mark' ? { ...m, value: m.value & m.mask } : m))
-    .map((m) => (m.kind === 'reg' || m.kind === 'ct_mark' ? { ...m, value: m.value >>> 0 } : m))
-    .sort((a, b) => rank(a) - rank(b));
+  // one pass, no sort when already in order (compiled matches usually are): this runs per flow
+  let hasProto = false;
+  for (const m of match) if (m.kind === 'ip_proto') hasProto = true;
+  const out: MatchField[] = [];
+  const ranks: number[] = [];
+  let sorted = true;
+  for (const m of match) {
+    if (hasProto && m.kind === 'eth_type' && m.value === 'ip') continue;
+    const c =
+      m.kind === 'reg' || m.kind === 'ct_mark' ? { ...m, value: (m.value & m.mask) >>> 0 } : m;
+    const r = (MATCH_RANK.get(m.kind) ?? -100) + (m.kind === 'reg' ? m.reg : 0);
+    if (ranks.length > 0 && r < ranks[ranks.length - 1]) sorted = false;
+    out.push(c);
+    ranks.push(r);
+  }
+  if (sorted) return out;
+  // stable, as Array.prototype.sort is
+  const idx = out.map((_, i) => i).sort((x, y) => ranks[x] - ranks[y] || x - y);
+  return idx.map((i) => out[i]);
 }
 
 /** A flow with a canonical match and `[]`/`[drop]` unified, for equality checks. */

@@ -91,6 +91,11 @@ function runStreaming(
   });
 }
 
+function* prepend(first: string, rest: Iterator<string>): Generator<string> {
+  yield first;
+  for (let r = rest.next(); !r.done; r = rest.next()) yield r.value;
+}
+
 export function ofctlRunner(t: OfctlTarget): OfctlRunner {
   const ofctl = async (args: string[]) =>
     (
@@ -122,8 +127,19 @@ export function ofctlRunner(t: OfctlTarget): OfctlRunner {
     },
     bundleLines: (lines) => runStreaming(argv('bundle', t.switch, '-'), lines, streamOpts),
     async install(groups, flows) {
-      await runStreaming(argv('--bundle', 'add-groups', t.switch, '-'), groups, streamOpts);
-      await runStreaming(argv('--bundle', 'add-flows', t.switch, '-'), flows, streamOpts);
+      for (const [cmd, lines] of [
+        ['add-groups', groups],
+        ['add-flows', flows],
+      ] as const) {
+        const it = lines[Symbol.iterator]();
+        const first = it.next();
+        if (first.done) continue;
+        await runStreaming(
+          argv('--bundle', cmd, t.switch, '-'),
+          prepend(first.value, it),
+          streamOpts,
+        );
+      }
     },
   };
 }
@@ -395,7 +411,7 @@ export class OvsSync {
         : planBundle(desired, this.installed);
     if (bundleSize(plan) > 0) {
       try {
-        if (this.ofctl.install && bundleSize(plan) >= STREAM_AT && isEmpty(this.installed))
+        if (this.ofctl.install && isEmpty(this.installed))
           await this.ofctl.install(
             mapIter(plan.groupAdds, renderGroup),
             mapIter(plan.flowAdds, flowText),
