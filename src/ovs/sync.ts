@@ -6,9 +6,6 @@
 // (OVS deletes the flows that still point at a deleted group, so those must be gone already).
 
 import { spawn } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 
 import { run } from '../lab/exec.js';
 import { canonicalFlow, parseFlow, parseGroup } from '../openflow/parse.js';
@@ -115,16 +112,8 @@ export function ofctlRunner(t: OfctlTarget): OfctlRunner {
       if (!m) throw new Error(`unexpected dump-aggregate output: ${out.trim().slice(0, 200)}`);
       return Number(m[1]);
     },
-    async bundle(text) {
-      const dir = await mkdtemp(join(tmpdir(), 'svcflow-sync-'));
-      try {
-        const file = join(dir, 'bundle.txt');
-        await writeFile(file, text);
-        await ofctl(['bundle', t.switch, file]);
-      } finally {
-        await rm(dir, { recursive: true, force: true });
-      }
-    },
+    // stdin rather than a temporary file: no file system round trips on the per-change path
+    bundle: (text) => runStreaming(argv('bundle', t.switch, '-'), [text.trimEnd()], streamOpts),
     bundleLines: (lines) => runStreaming(argv('bundle', t.switch, '-'), lines, streamOpts),
     async install(groups, flows) {
       for (const [cmd, lines] of [
