@@ -52,6 +52,16 @@ const gotoOf = memo((table: number): Action => ({ kind: 'goto_table', table }));
 const resubmitOf = memo((table: number): Action => ({ kind: 'resubmit', table }));
 const regFieldOf = memo((f: RegField): FieldRef => ({ kind: 'reg', slice: f.slice }));
 const DROP: Action = Object.freeze({ kind: 'drop' });
+// Loads into narrow fields (ports, sources, flags) recur: share them like matches.
+const narrowLoads = new Map<RegField, Map<number, Action>>();
+function narrowLoad(f: RegField, value: number): Action {
+  let cache = narrowLoads.get(f);
+  if (!cache) narrowLoads.set(f, (cache = new Map()));
+  let act = cache.get(value);
+  if (!act)
+    cache.set(value, (act = Object.freeze({ kind: 'set', field: regFieldOf(f), value }) as Action));
+  return act;
+}
 const namedField = memo((kind: FieldRef['kind']): FieldRef => ({ kind }) as FieldRef);
 const moveOf = memo((spec: string): Action => {
   const [from, to] = spec.split('>') as FieldRef['kind'][];
@@ -64,7 +74,10 @@ export const a = {
   output: (port: PortRef): Action => ({ kind: 'output', port }),
   drop: (): Action => DROP,
   group: (id: number): Action => ({ kind: 'group', id }),
-  load: (f: RegField, value: number): Action => ({ kind: 'set', field: regFieldOf(f), value }),
+  load: (f: RegField, value: number): Action =>
+    f.slice.end - f.slice.start < 16
+      ? narrowLoad(f, value)
+      : { kind: 'set', field: regFieldOf(f), value },
   set: (field: FieldRef['kind'], value: string | number): Action => ({
     kind: 'set',
     field: namedField(field),

@@ -71,13 +71,15 @@ function sliceMask(slice: RegSlice): number {
   return (width === 32 ? 0xffffffff : ((1 << width) - 1) << slice.start) >>> 0;
 }
 
-const smallMatches = new Map<string, MatchField>();
+// Fields of at most 16 bits take few distinct values (sources, ports, directions): their
+// matches are shared, frozen objects. Wide fields (IP addresses) are built each time.
+const sharedMatches = new Map<RegField, Map<number, MatchField>>();
 
-/** Match a named register field against a value (small values are shared, frozen objects). */
+/** Match a named register field against a value. */
 export function regMatch(f: RegField, value: number): MatchField {
-  const small = value < 256;
-  const key = small ? `${f.name}=${value}` : '';
-  const hit = small ? smallMatches.get(key) : undefined;
+  const narrow = f.slice.end - f.slice.start < 16;
+  let cache = narrow ? sharedMatches.get(f) : undefined;
+  const hit = cache?.get(value);
   if (hit) return hit;
   const made: MatchField = {
     kind: 'reg',
@@ -85,6 +87,9 @@ export function regMatch(f: RegField, value: number): MatchField {
     value: (value << f.slice.start) >>> 0,
     mask: sliceMask(f.slice),
   };
-  if (small) smallMatches.set(key, Object.freeze(made));
+  if (narrow) {
+    if (!cache) sharedMatches.set(f, (cache = new Map()));
+    cache.set(value, Object.freeze(made));
+  }
   return made;
 }
