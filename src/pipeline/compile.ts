@@ -208,6 +208,24 @@ function baseFlows(b: ProgramBuilder, dp: NodeDataplane): void {
     [{ kind: 'ct', commit: false, zone: dp.ctZones.snat, nat: 'existing', table: T('Conntrack') }],
   );
   b.flow('SourceDispatch', 190, [m.ip()], [a.goto(T('Conntrack'))]);
+  // A pod's packet that the SNAT zone just recognised as a reply can only be a hairpin reply
+  // (NodePort SNAT replies meet that zone after the service zone, as the VIP): it leaves by the
+  // port it came in. Everything else reaches this table untracked or in the request direction.
+  b.flow(
+    'Conntrack',
+    210,
+    [m.ip(), src(Source.localPod), m.ct('+rpl+trk')],
+    [
+      a.load(Hairpin, 1),
+      {
+        kind: 'ct',
+        commit: false,
+        zone: dp.ctZones.service,
+        nat: 'existing',
+        table: T('ConntrackState'),
+      },
+    ],
+  );
 
   // Uplink: our pods (and replies to the gateway IP) go through conntrack; other IPv4 may be a NodePort.
   b.flow('Uplink', 200, [m.ip(), m.nwDst(dp.podCIDR)], [a.goto(T('Conntrack'))]);
@@ -392,17 +410,6 @@ function podFlows(b: ProgramBuilder, dp: NodeDataplane): void {
       [
         a.load(Hairpin, 1),
         { kind: 'ct', commit: false, zone: z.snat, nat: 'existing', table: T('L3Forwarding') },
-      ],
-      'pod',
-      key,
-    );
-    b.flow(
-      'Conntrack',
-      210,
-      [m.ip(), ...self],
-      [
-        a.load(Hairpin, 1),
-        { kind: 'ct', commit: false, zone: z.service, nat: 'existing', table: T('ConntrackState') },
       ],
       'pod',
       key,

@@ -207,7 +207,7 @@ test('pod → its own Service (hairpin): SNAT to the gateway IP, out by IN_PORT,
     /ct\(table=30,zone=52200,nat\)/,
   );
   assert.match(
-    one(find(a.compiled.flows, 'Conntrack', ...self), 'reply'),
+    one(find(a.compiled.flows, 'Conntrack', 'reg0=0x2/0xf', 'ct_state=+rpl+trk'), 'reply'),
     /load:0x1->NXM_NX_REG0\[8..8\]/,
   );
   assert.equal(

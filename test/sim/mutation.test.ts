@@ -67,11 +67,6 @@ for (const [node, client, gwIp] of [
   const self = `nw_src=${client},nw_dst=${client}`;
   survive(
     [node],
-    `table=30,priority=210,ip,${self} actions=load:0x1->NXM_NX_REG0[8..8],ct(table=31,zone=65500,nat)`,
-    why,
-  );
-  survive(
-    [node],
     `table=70,priority=215,ip,ct_state=+new+trk,ct_mark=0x1/0x1,${self} actions=load:0x1->NXM_NX_REG0[8..8],ct(commit,table=70,zone=52200,nat(src=${gwIp}:10000-32767),exec(load:0x1->NXM_NX_CT_MARK[0..0]))`,
     why,
   );
