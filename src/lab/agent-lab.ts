@@ -26,7 +26,7 @@ import type { Flow, OpenFlowProgram } from '../openflow/types.js';
 import { compileNode } from '../pipeline/compile.js';
 import { decodeCookie } from '../pipeline/cookies.js';
 import type { ClusterLab } from './cluster-lab.js';
-import { run, runInNs } from './exec.js';
+import { run } from './exec.js';
 import type { OvsInstance } from './ovs-instance.js';
 import { forgetProcess, killPid, labDir, ownsNamespace, recordProcess } from './state.js';
 import { txOff, UPLINK_DEVICE, type LabNodeHandle } from './topology.js';
@@ -395,23 +395,7 @@ export async function killVswitchd(ovs: OvsInstance): Promise<void> {
 
 /** Start ovs-vswitchd again on the instance's database: the bridge and ports come from OVSDB. */
 export async function startVswitchd(ovs: OvsInstance): Promise<void> {
-  await runInNs(
-    ovs.ns,
-    [
-      'ovs-vswitchd',
-      `unix:${ovs.dbSocket}`,
-      '--disable-system',
-      `--pidfile=${ovs.vswitchdPidfile}`,
-      `--unixctl=${ovs.vswitchdCtl}`,
-      `--log-file=${join(ovs.dir, 'ovs-vswitchd.log')}`,
-      '--detach',
-      '--no-chdir',
-    ],
-    { env: ovs.env, timeoutMs: 30_000 },
-  );
-  const pid = Number((await readFile(ovs.vswitchdPidfile, 'utf8')).trim());
-  ovs.vswitchdPid = pid;
-  await recordProcess(ovs.prefix, { pid, role: `ovs-vswitchd ${ovs.node}`, ns: ovs.ns });
+  await ovs.startVswitchd();
 }
 
 /**

@@ -147,6 +147,14 @@ export class OvsInstance {
     });
 
     await this.vsctl(['--no-wait', 'init']);
+    await this.startVswitchd();
+  }
+
+  /**
+   * Start ovs-vswitchd on this instance's database (also after a crash: the bridge and its
+   * ports come back from OVSDB); its pid goes to the lab state.
+   */
+  async startVswitchd(role = `ovs-vswitchd ${this.node}`): Promise<number> {
     await runInNs(
       this.ns,
       [
@@ -159,14 +167,11 @@ export class OvsInstance {
         '--detach',
         '--no-chdir',
       ],
-      { env, timeoutMs: 30_000 },
+      { env: this.env, timeoutMs: 30_000 },
     );
     this.vswitchdPid = await readPidfile(this.vswitchdPidfile);
-    await recordProcess(this.prefix, {
-      pid: this.vswitchdPid,
-      role: `ovs-vswitchd ${this.node}`,
-      ns: this.ns,
-    });
+    await recordProcess(this.prefix, { pid: this.vswitchdPid, role, ns: this.ns });
+    return this.vswitchdPid;
   }
 
   /** Create the userspace bridge: secure fail mode (no flows = no forwarding), OF 1.0/1.3/1.5. */

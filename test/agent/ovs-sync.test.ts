@@ -2,7 +2,6 @@
 // cookie round installed without a flush, and replay after ovs-vswitchd restarts. After every
 // step the switch holds exactly compileNode(final objects) (rendered text sets compared).
 import assert from 'node:assert/strict';
-import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 
 import { validateObjects } from '../../src/cluster/validate.js';
@@ -10,9 +9,9 @@ import { resolveNode } from '../../src/config/resolve.js';
 import { DesiredProgram } from '../../src/agent/desired.js';
 import { KINDS, type RawObject, type SourceEvent } from '../../src/agent/source.js';
 import { ObjectStore } from '../../src/agent/store.js';
-import { run, runInNs } from '../../src/lab/exec.js';
+import { run } from '../../src/lab/exec.js';
 import { OvsInstance } from '../../src/lab/ovs-instance.js';
-import { killPid, recordNamespace, recordProcess } from '../../src/lab/state.js';
+import { killPid, recordNamespace } from '../../src/lab/state.js';
 import { flowKey, ofctlRunner, OvsSync, type OfctlRunner } from '../../src/ovs/sync.js';
 import { announceSkip, labSkipReason, teardown } from '../lab/helpers.js';
 import {
@@ -126,23 +125,7 @@ describe('OVS sync against a real ovs-vswitchd', { skip, timeout: 120_000 }, () 
   it('ovs-vswitchd restart is detected and everything is replayed', async () => {
     assert.ok(ovs.vswitchdPid);
     assert.ok(await killPid(ovs.vswitchdPid, 'ovs-vswitchd'));
-    await runInNs(
-      NS,
-      [
-        'ovs-vswitchd',
-        `unix:${ovs.dbSocket}`,
-        '--disable-system',
-        `--pidfile=${ovs.vswitchdPidfile}`,
-        `--unixctl=${ovs.vswitchdCtl}`,
-        `--log-file=${join(ovs.dir, 'ovs-vswitchd.log')}`,
-        '--detach',
-        '--no-chdir',
-      ],
-      { env: ovs.env, timeoutMs: 30_000 },
-    );
-    const { readFile } = await import('node:fs/promises');
-    ovs.vswitchdPid = Number((await readFile(ovs.vswitchdPidfile, 'utf8')).trim());
-    await recordProcess(PREFIX, { pid: ovs.vswitchdPid, role: 'ovs-vswitchd sync', ns: NS });
+    await ovs.startVswitchd('ovs-vswitchd sync');
 
     // the bridge comes back empty; allow the daemon a bounded moment to open its socket
     let result;
