@@ -222,6 +222,16 @@ function parseService(o: Obj): ServiceInfo {
     );
   }
 
+  // Addresses outside the cluster that the Service claims; kept only to report them.
+  const externalAddresses = [
+    ...arr(spec.externalIPs, 'spec.externalIPs'),
+    ...(isObj(o.status) && isObj(o.status.loadBalancer)
+      ? arr(o.status.loadBalancer.ingress, 'status.loadBalancer.ingress').map((x) =>
+          isObj(x) ? x.ip : undefined,
+        )
+      : []),
+  ].filter((x): x is string => typeof x === 'string' && x !== '');
+
   return {
     namespace: namespace!,
     name,
@@ -231,6 +241,7 @@ function parseService(o: Obj): ServiceInfo {
     externalTrafficPolicy,
     internalTrafficPolicy,
     affinityTimeoutSeconds,
+    externalAddresses: externalAddresses.length ? externalAddresses : undefined,
   };
 }
 

@@ -39,6 +39,8 @@ export interface ServiceInfo {
   internalTrafficPolicy: TrafficPolicy;
   /** ClientIP affinity timeout in seconds, or undefined for no affinity. */
   affinityTimeoutSeconds?: number;
+  /** spec.externalIPs and status.loadBalancer.ingress IPs (not programmed yet: reported) */
+  externalAddresses?: string[];
 }
 
 export interface EndpointAddress {

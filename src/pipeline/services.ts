@@ -110,6 +110,10 @@ export function unsupportedSettings(state: ClusterState): string[] {
       notes.push(
         `${id}: sessionAffinity ClientIP is not implemented; connections are balanced one by one`,
       );
+    if (s.externalAddresses?.length)
+      notes.push(
+        `${id}: external IPs / load-balancer IPs (${s.externalAddresses.join(', ')}) are not programmed; use the NodePort`,
+      );
   }
   return notes;
 }

@@ -208,3 +208,25 @@ test('CLI: a Service with ClientIP affinity compiles with a warning naming it', 
   );
   assert.match(r.stdout, /nw_dst=10\.96\.1\.9/);
 });
+
+test('CLI: external and load-balancer IPs are reported, the Service still compiles', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'svcflow-'));
+  const file = join(dir, 'c.yaml');
+  writeFileSync(
+    file,
+    NODE +
+      '---\n' +
+      svc(
+        'edge',
+        '{type: LoadBalancer, clusterIP: 10.96.1.8, externalIPs: [203.0.113.7], ports: [{port: 80, nodePort: 30007}]}',
+      ) +
+      'status: {loadBalancer: {ingress: [{ip: 198.51.100.9}]}}\n',
+  );
+  const r = cli(['compile', '--cluster', file]);
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(
+    r.stderr,
+    /^warning: Service default\/edge: external IPs .*203\.0\.113\.7, 198\.51\.100\.9/m,
+  );
+  assert.match(r.stdout, /tp_dst=30007/);
+});
