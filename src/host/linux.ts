@@ -202,7 +202,7 @@ function addrMatch(addresses: string[]): string {
 }
 
 interface NftRule {
-  chain: 'output' | 'postrouting';
+  chain: 'prerouting' | 'output' | 'postrouting';
   text: string;
 }
 
@@ -214,6 +214,11 @@ function nftRules(plan: HostPlan): NftRule[] {
       chain: 'output',
       text: `ip daddr ${addrMatch(r.addresses)} ${protoName(r.protocol)} dport ${r.port} dnat to ${r.toIP}`,
     });
+    if (r.forwarded && r.forwarded.addresses.length)
+      rules.push({
+        chain: 'prerouting',
+        text: `iifname "${r.forwarded.device}" ip daddr ${addrMatch(r.forwarded.addresses)} ${protoName(r.protocol)} dport ${r.port} dnat to ${r.toIP}`,
+      });
     const s = `oifname "${r.device}" ip daddr ${r.toIP} snat to ${r.snatIP}`;
     if (!snat.has(s)) rules.push({ chain: 'postrouting', text: s });
     snat.add(s);
@@ -222,9 +227,15 @@ function nftRules(plan: HostPlan): NftRule[] {
 }
 
 const CHAINS = [
+  { name: 'prerouting', hook: 'prerouting', prio: -100 },
   { name: 'output', hook: 'output', prio: -100 },
   { name: 'postrouting', hook: 'postrouting', prio: 100 },
 ] as const;
+
+/** output and postrouting always; prerouting only when pods' redirects need it. */
+function chainsFor(rules: NftRule[]) {
+  return CHAINS.filter((c) => c.name !== 'prerouting' || rules.some((r) => r.chain === c.name));
+}
 
 /** The nft script replacing `table ip svcflow` in one transaction (empty plan: no table). */
 export function nftScript(plan: HostPlan): string {
@@ -233,7 +244,7 @@ export function nftScript(plan: HostPlan): string {
   const lines = [`table ip ${NFT_TABLE}`, `delete table ip ${NFT_TABLE}`];
   if (rules.length) {
     lines.push(`table ip ${NFT_TABLE} {`);
-    for (const c of CHAINS) {
+    for (const c of chainsFor(rules)) {
       lines.push(`  chain ${c.name} {`);
       lines.push(`    type nat hook ${c.hook} priority ${c.prio}; policy accept;`);
       for (const r of rules.filter((x) => x.chain === c.name)) lines.push(`    ${r.text}`);
@@ -248,7 +259,7 @@ export function nftScript(plan: HostPlan): string {
 export function canonicalNft(plan: HostPlan): string[] | null {
   const rules = nftRules(plan);
   if (!rules.length) return null;
-  const out = CHAINS.map((c) => `chain ${c.name} nat ${c.hook} ${c.prio} accept`);
+  const out = chainsFor(rules).map((c) => `chain ${c.name} nat ${c.hook} ${c.prio} accept`);
   for (const r of rules)
     out.push(`rule ${r.chain} ${r.text.replace(/\{ (.*) \}/, '{$1}').replace(/, /g, ',')}`);
   return out.sort();

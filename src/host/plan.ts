@@ -89,6 +89,7 @@ export function buildHostPlan(state: ClusterState, dp: NodeDataplane): HostPlan 
         toIP: dp.virtualIP,
         snatIP: dp.gatewayIP,
         device: gw,
+        forwarded: { device: gw, addresses: [...dp.nodePortIPs] },
       });
     }
   return { nodeName: dp.nodeName, routes, neighbors, interfaces, nodePortRedirects };

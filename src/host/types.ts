@@ -45,6 +45,12 @@ export interface HostNodePortRedirect {
   /** source address the redirected packets leave with */
   snatIP: string;
   device: string;
+  /**
+   * Pods reach this node's own IP:port through the gateway and the host forwards them: those
+   * packets are redirected too (and SNATed to snatIP like the host's own, so the reply comes
+   * back through the host).
+   */
+  forwarded?: { device: string; addresses: string[] };
 }
 
 export interface HostPlan {

@@ -297,6 +297,18 @@ export function enumeratePaths(
           fromHost,
           hostWhy,
         );
+      // 8: a pod → its own node's IP:NodePort, redirected by the host (PREROUTING DNAT, then
+      // the same POSTROUTING SNAT to the gateway IP as the host's own NodePort traffic)
+      if (pod && dp.nodePortIPs.length)
+        add(
+          '8 pod→own NodePort',
+          `${srcName(pod)} → own node ${dp.nodePortIPs[0]}: ${label}`,
+          pod,
+          proto,
+          { ip: dp.nodePortIPs[0], port: np },
+          fromHost,
+          hostWhy,
+        );
       add(
         '8 host→NodePort',
         `${srcName(host)} → 127.0.0.1: ${label}`,

@@ -206,11 +206,40 @@ export class Host {
       if (packet.arpOp === 2) return { kind: 'local', packet };
       return { kind: 'drop', reason: `ARP for ${packet.arpTpa ?? '?'}: not ours` };
     }
-    // Replies of redirected connections: un-SNAT, then un-DNAT, before routing (as PREROUTING).
     let p = packet;
-    for (const zone of [HOST_SNAT_ZONE, HOST_DNAT_ZONE]) {
-      const r = this.conntrack.execute(ctPacket(p), { zone, commit: false, nat: 'existing' }, now);
-      if (r.rewrite) p = applyRewrite(p, r.rewrite);
+    // A pod's packet to this node's own IP:NodePort: the redirect's PREROUTING DNAT, then
+    // POSTROUTING's SNAT (oif gateway, daddr the virtual IP), which forwarded packets meet too.
+    // Both commits apply the existing translation to a connection's later packets.
+    const fwd = this.model.redirects.find(
+      (r) =>
+        r.forwarded?.device === dev &&
+        PROTO[r.protocol] === p.ipProto &&
+        r.port === p.tpDst &&
+        r.forwarded.addresses.includes(p.ipDst!),
+    );
+    if (fwd) {
+      const d = this.conntrack.execute(
+        ctPacket(p),
+        { zone: HOST_DNAT_ZONE, commit: true, nat: { type: 'dst', ip: fwd.toIP } },
+        now,
+      );
+      if (d.rewrite) p = applyRewrite(p, d.rewrite);
+      const sn = this.conntrack.execute(
+        ctPacket(p),
+        { zone: HOST_SNAT_ZONE, commit: true, nat: { type: 'src', ip: fwd.snatIP } },
+        now,
+      );
+      if (sn.rewrite) p = applyRewrite(p, sn.rewrite);
+    } else {
+      // Replies of redirected connections: un-SNAT, then un-DNAT, before routing (PREROUTING).
+      for (const zone of [HOST_SNAT_ZONE, HOST_DNAT_ZONE]) {
+        const r = this.conntrack.execute(
+          ctPacket(p),
+          { zone, commit: false, nat: 'existing' },
+          now,
+        );
+        if (r.rewrite) p = applyRewrite(p, r.rewrite);
+      }
     }
     const dst = p.ipDst!;
     const src = p.ipSrc!;
