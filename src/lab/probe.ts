@@ -67,7 +67,8 @@ function tcpExchange(
   });
 }
 
-async function tcpWho(host: string, port: number, timeoutMs: number) {
+/** One TCP `WHO` exchange: the server's answer and the address the reply came from. */
+export async function tcpWho(host: string, port: number, timeoutMs: number) {
   let text = '';
   const remote = await tcpExchange(
     host,

@@ -8,7 +8,8 @@
 import { createServer, connect, type Socket } from 'node:net';
 import { pathToFileURL } from 'node:url';
 
-import { bulkByte, type WhoReply } from './echo-server.js';
+import { bulkByte } from './echo-server.js';
+import { tcpWho } from './probe.js';
 
 export interface StreamHello {
   type: 'hello';
@@ -141,32 +142,6 @@ function client(o: ClientOptions): void {
   process.stdin.resume();
 }
 
-function whoOnce(host: string, port: number, timeoutMs: number): Promise<WhoReply> {
-  return new Promise((resolve, reject) => {
-    const sock = connect({ host, port });
-    let text = '';
-    const timer = setTimeout(() => {
-      sock.destroy();
-      reject(new Error(`timed out after ${timeoutMs} ms`));
-    }, timeoutMs);
-    sock.on('connect', () => sock.write('WHO\n'));
-    sock.on('data', (b) => (text += b.toString('utf8')));
-    sock.on('error', (e) => {
-      clearTimeout(timer);
-      reject(e);
-    });
-    sock.on('end', () => {
-      clearTimeout(timer);
-      sock.destroy();
-      try {
-        resolve(JSON.parse(text.trim()) as WhoReply);
-      } catch {
-        reject(new Error(`bad answer ${JSON.stringify(text.slice(0, 80))}`));
-      }
-    });
-  });
-}
-
 async function dial(host: string, port: number, everyMs: number, timeoutMs: number, maxMs: number) {
   let stop = false;
   process.stdin.on('end', () => (stop = true));
@@ -177,7 +152,7 @@ async function dial(host: string, port: number, everyMs: number, timeoutMs: numb
   while (!stop && Date.now() < end) {
     const t = Date.now();
     try {
-      const who = await whoOnce(host, port, timeoutMs);
+      const { who } = await tcpWho(host, port, timeoutMs);
       emit({ type: 'dial', t, ok: true, server: who.server, ms: Date.now() - t });
     } catch (e) {
       emit({ type: 'dial', t, ok: false, ms: Date.now() - t, error: (e as Error).message });
