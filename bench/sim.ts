@@ -9,17 +9,12 @@ import { recordNamespace } from '../src/lab/state.js';
 import { labDown } from '../src/lab/topology.js';
 import { applyProgram } from '../src/ovs/ofctl.js';
 import { renderProgram } from '../src/openflow/render.js';
-import {
-  buildClusterModel,
-  ClusterSim,
-  forceEndpoint,
-  serverAddresses,
-} from '../src/sim/cluster.js';
+import { buildClusterModel, ClusterSim } from '../src/sim/cluster.js';
 import { runConnection } from '../src/sim/connection.js';
 import type { Conntrack } from '../src/sim/conntrack.js';
 import { simulate } from '../src/sim/interpreter.js';
 import type { Packet } from '../src/sim/packet.js';
-import { clusterPaths, sourcePlace } from '../src/sim/verify.js';
+import { clusterPaths, forEachPathConnection } from '../src/sim/verify.js';
 import { syntheticCluster } from './synthetic.js';
 
 const PREFIX = 'svld';
@@ -37,22 +32,16 @@ function samples() {
   const model = buildClusterModel(loaded.state, loaded.config);
   const sim = new ClusterSim(model);
   const out: Sample[] = [];
-  for (const path of clusterPaths(model))
-    for (const target of path.servers.length ? path.servers : [undefined]) {
-      sim.reset();
-      runConnection(
-        sim,
-        sourcePlace(sim, path.source),
-        { ip: path.dest.ip, port: path.dest.port, protocol: path.protocol },
-        {
-          trace: false,
-          chooseBucket: target ? forceEndpoint(serverAddresses(model, target.name)) : undefined,
-          beforeBridge: (node, inPort, packet) => {
-            if (node.name === 'node-a') out.push({ inPort, packet, ct: node.conntrack.clone() });
-          },
-        },
-      );
-    }
+  forEachPathConnection(
+    sim,
+    clusterPaths(model),
+    {
+      beforeBridge: (node, inPort, packet) => {
+        if (node.name === 'node-a') out.push({ inPort, packet, ct: node.conntrack.clone() });
+      },
+    },
+    () => {},
+  );
   return { model, samples: out };
 }
 

@@ -9,7 +9,7 @@ import {
   serverName,
   type ClusterModel,
 } from './cluster.js';
-import { runConnection, type ConnectionResult } from './connection.js';
+import { runConnection, type ConnectionOptions, type ConnectionResult } from './connection.js';
 import { describeEnd } from './describe.js';
 import type { Place } from './network.js';
 import { type Packet, arpRequest, tcpPacket } from './packet.js';
@@ -281,26 +281,44 @@ export interface VerifyOptions {
   probes?: boolean;
 }
 
+/**
+ * Run each path's connection once per allowed server (forcing the bucket that reaches it), on a
+ * fresh simulation each time; `visit` may return true to stop.
+ */
+export function forEachPathConnection(
+  sim: ClusterSim,
+  paths: LabPath[],
+  options: ConnectionOptions,
+  visit: (path: LabPath, target: PathServer | undefined, conn: ConnectionResult) => boolean | void,
+): void {
+  for (const path of paths)
+    for (const target of path.servers.length ? path.servers : [undefined]) {
+      sim.reset();
+      const conn = runConnection(
+        sim,
+        sourcePlace(sim, path.source),
+        { ip: path.dest.ip, port: path.dest.port, protocol: path.protocol },
+        {
+          trace: false,
+          ...options,
+          chooseBucket: target ? forceEndpoint(serverAddresses(sim.model, target.name)) : undefined,
+        },
+      );
+      if (visit(path, target, conn)) return;
+    }
+}
+
 export function verifyCluster(model: ClusterModel, opts: VerifyOptions = {}): VerifyReport {
   const sim = opts.sim ?? new ClusterSim(model);
   const paths = opts.paths ?? clusterPaths(model);
   const report: VerifyReport = { cases: [], passed: 0, failed: 0 };
-  for (const path of paths) {
-    const targets: (PathServer | undefined)[] = path.servers.length ? path.servers : [undefined];
-    for (const target of targets) {
-      sim.reset();
-      const client = sourcePlace(sim, path.source);
-      const conn = runConnection(
-        sim,
-        client,
-        { ip: path.dest.ip, port: path.dest.port, protocol: path.protocol },
-        {
-          trace: false,
-          // a second exchange: established UDP requests take their own flows (hairpin)
-          udpRounds: 2,
-          chooseBucket: target ? forceEndpoint(serverAddresses(model, target.name)) : undefined,
-        },
-      );
+  let stop = false;
+  forEachPathConnection(
+    sim,
+    paths,
+    // a second exchange: established UDP requests take their own flows (hairpin)
+    { udpRounds: 2 },
+    (path, target, conn) => {
       const problems = checkConnection(model, path, target, conn);
       const r: CaseResult = {
         path,
@@ -315,10 +333,12 @@ export function verifyCluster(model: ClusterModel, opts: VerifyOptions = {}): Ve
       if (r.ok) report.passed++;
       else {
         report.failed++;
-        if (opts.failFast) return report;
+        if (opts.failFast) stop = true;
       }
-    }
-  }
+      return stop;
+    },
+  );
+  if (stop) return report;
   if (opts.probes !== false) runProbes(sim, report, opts.failFast);
   return report;
 }

@@ -24,17 +24,11 @@ import { OvsInstance } from '../../src/lab/ovs-instance.js';
 import { recordNamespace } from '../../src/lab/state.js';
 import { applyProgram } from '../../src/ovs/ofctl.js';
 import { renderProgram } from '../../src/openflow/render.js';
-import {
-  buildClusterModel,
-  ClusterSim,
-  forceEndpoint,
-  serverAddresses,
-} from '../../src/sim/cluster.js';
-import { runConnection } from '../../src/sim/connection.js';
+import { buildClusterModel, ClusterSim } from '../../src/sim/cluster.js';
 import type { Conntrack } from '../../src/sim/conntrack.js';
 import { simulate, type SimResult } from '../../src/sim/interpreter.js';
 import type { Packet } from '../../src/sim/packet.js';
-import { clusterPaths, isolationProbes, sourcePlace } from '../../src/sim/verify.js';
+import { clusterPaths, forEachPathConnection, isolationProbes } from '../../src/sim/verify.js';
 import { announceSkip, labSkipReason, teardown } from '../lab/helpers.js';
 
 const PREFIX = 'svld';
@@ -66,20 +60,7 @@ function corpus(): Sample[] {
     seen.add(k);
     out.push({ node: node.name, inPort, packet, ct: node.conntrack.clone() });
   };
-  for (const path of clusterPaths(model))
-    for (const target of path.servers.length ? path.servers : [undefined]) {
-      sim.reset();
-      runConnection(
-        sim,
-        sourcePlace(sim, path.source),
-        { ip: path.dest.ip, port: path.dest.port, protocol: path.protocol },
-        {
-          trace: false,
-          beforeBridge,
-          chooseBucket: target ? forceEndpoint(serverAddresses(model, target.name)) : undefined,
-        },
-      );
-    }
+  forEachPathConnection(sim, clusterPaths(model), { beforeBridge }, () => {});
   for (const probe of isolationProbes(sim)) {
     sim.reset();
     sim.send(probe.from, probe.packet, { trace: false, beforeBridge });
