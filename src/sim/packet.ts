@@ -251,7 +251,7 @@ export interface L4Spec {
   ethDst?: string;
 }
 
-export function tcpPacket(spec: L4Spec & { flags?: string }): Packet {
+function l4Packet(spec: L4Spec, ipProto: 'tcp' | 'udp'): Packet {
   const [ipSrc, tpSrc] = splitEndpoint(spec.src);
   const [ipDst, tpDst] = splitEndpoint(spec.dst);
   return {
@@ -260,26 +260,18 @@ export function tcpPacket(spec: L4Spec & { flags?: string }): Packet {
     ethType: 'ip',
     ipSrc,
     ipDst,
-    ipProto: 'tcp',
+    ipProto,
     tpSrc,
     tpDst,
-    tcpFlags: tcpFlags(spec.flags ?? 'S'),
   };
 }
 
+export function tcpPacket(spec: L4Spec & { flags?: string }): Packet {
+  return { ...l4Packet(spec, 'tcp'), tcpFlags: tcpFlags(spec.flags ?? 'S') };
+}
+
 export function udpPacket(spec: L4Spec): Packet {
-  const [ipSrc, tpSrc] = splitEndpoint(spec.src);
-  const [ipDst, tpDst] = splitEndpoint(spec.dst);
-  return {
-    ethSrc: spec.ethSrc ?? DEFAULT_MAC,
-    ethDst: spec.ethDst ?? DEFAULT_MAC,
-    ethType: 'ip',
-    ipSrc,
-    ipDst,
-    ipProto: 'udp',
-    tpSrc,
-    tpDst,
-  };
+  return l4Packet(spec, 'udp');
 }
 
 export function arpRequest(spec: { sha: string; spa: string; tpa: string }): Packet {

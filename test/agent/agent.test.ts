@@ -3,7 +3,6 @@
 // of bad objects, retry after a failed bundle, replay after a wipe, health checks and metrics.
 import assert from 'node:assert/strict';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -25,17 +24,8 @@ import {
   textOf,
   textOfDump,
   capturingLogger,
+  freePort,
 } from './helpers.js';
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 describe('agent with a manifest source', () => {
   let dir: string;

@@ -4,7 +4,6 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -16,22 +15,12 @@ import { recordNamespace } from '../../src/lab/state.js';
 import { readLocalPods } from '../../src/ovs/ovsdb.js';
 import { ofctlRunner } from '../../src/ovs/sync.js';
 import { announceSkip, labSkipReason, teardown } from '../lab/helpers.js';
-import { exampleObjects, reference, textOf, textOfDump } from './helpers.js';
+import { exampleObjects, freePort, reference, textOf, textOfDump } from './helpers.js';
 
 const PREFIX = 'svac';
 const NS = `${PREFIX}-cli`;
 const skip = await labSkipReason();
 if (skip) announceSkip(skip);
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 async function waitFor(what: string, cond: () => Promise<boolean>, ms = 60_000): Promise<void> {
   const end = Date.now() + ms;

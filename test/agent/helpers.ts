@@ -1,3 +1,4 @@
+import { createServer } from 'node:net';
 // Shared by the agent tests: the bundled example as raw objects, small mutations, and the
 // reference program (compileNode of the same objects) as sets of rendered lines.
 import { readFileSync } from 'node:fs';
@@ -98,4 +99,15 @@ export function capturingLogger() {
   const lines: Record<string, unknown>[] = [];
   const log = pino({ level: 'debug' }, { write: (s: string) => void lines.push(JSON.parse(s)) });
   return { log, lines };
+}
+
+/** A TCP port free on 127.0.0.1 right now. */
+export async function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const s = createServer();
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => resolve(port));
+    });
+  });
 }

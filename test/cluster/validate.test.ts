@@ -144,6 +144,13 @@ spec: {podCIDR: 10.2.0.0/33}
   ]);
 });
 
+/** A cluster file in a fresh temporary directory. */
+function clusterFile(text: string): string {
+  const file = join(mkdtempSync(join(tmpdir(), 'svcflow-')), 'c.yaml');
+  writeFileSync(file, text);
+  return file;
+}
+
 const cli = (args: string[], input?: string) =>
   spawnSync(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], {
     encoding: 'utf8',
@@ -167,10 +174,7 @@ test('CLI: unreadable and non-YAML input → one line on stderr, exit 2, no stac
 });
 
 test('CLI: rejected objects go to stderr, flows to stdout, exit 0', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'svcflow-'));
-  const file = join(dir, 'c.yaml');
-  writeFileSync(
-    file,
+  const file = clusterFile(
     NODE + '---\n' + GOOD + svc('bad', '{clusterIP: 10.96.1.2, ports: [{port: 0}]}'),
   );
   const r = cli(['compile', '--cluster', file]);
@@ -192,10 +196,7 @@ test('CLI: --help works on every command; json format parses', () => {
 });
 
 test('CLI: a Service with ClientIP affinity compiles with a warning naming it', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'svcflow-'));
-  const file = join(dir, 'c.yaml');
-  writeFileSync(
-    file,
+  const file = clusterFile(
     NODE +
       '---\n' +
       svc('sticky', '{clusterIP: 10.96.1.9, sessionAffinity: ClientIP, ports: [{port: 80}]}'),
@@ -210,10 +211,7 @@ test('CLI: a Service with ClientIP affinity compiles with a warning naming it', 
 });
 
 test('CLI: external and load-balancer IPs are reported, the Service still compiles', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'svcflow-'));
-  const file = join(dir, 'c.yaml');
-  writeFileSync(
-    file,
+  const file = clusterFile(
     NODE +
       '---\n' +
       svc(
